@@ -1,0 +1,5 @@
+"""Allow ``python -m hmmbench``."""
+
+from hmmbench.cli import main
+
+raise SystemExit(main())

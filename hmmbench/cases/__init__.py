@@ -1,0 +1,99 @@
+"""Host-side halves of the cases: which variants run, and the verdict rule applied to observations.
+
+Guest modules (:mod:`hmmbench.guest.cases`) observe; the rules here judge. :func:`judge_record` is
+the single entry point: it turns an agent record (observations, or skip/error, plus the kernel
+messages printed while the case ran) into a :class:`~hmmbench.verdict.Verdict`. Because it needs only
+the record and the target's facts, ``hmmbench judge results.json`` can re-run every rule offline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hmmbench import console
+from hmmbench.verdict import Status, Verdict
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A case as the runner sees it."""
+
+    name: str
+    description: str
+    rule: str
+    variants: list[dict] = field(default_factory=lambda: [{}])
+    timeout: float = 120.0
+
+    def variant_id(self, params: dict) -> str:
+        if not params:
+            return self.name
+        inner = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        return f"{self.name}[{inner}]"
+
+    def judge(self) -> Callable[[dict, dict], Verdict]:
+        return importlib.import_module(f"hmmbench.cases.{self.name}").judge
+
+
+CASES: dict[str, CaseSpec] = {}
+
+
+def register(spec: CaseSpec) -> CaseSpec:
+    CASES[spec.name] = spec
+    return spec
+
+
+def load_all() -> dict[str, CaseSpec]:
+    for name in ("exclusive_basic",):
+        importlib.import_module(f"hmmbench.cases.{name}")
+    return CASES
+
+
+def kernel_trouble(record: dict, console_lines: list[str] | None) -> list[console.CrashReport]:
+    """Reports from the case's kmsg records, else from the console lines printed during the case."""
+    reports = console.reports_from_kmsg(record.get("kmsg") or [])
+    if not reports and console_lines:
+        reports = console.parse(console_lines)
+    return reports
+
+
+def judge_record(spec: CaseSpec, record: dict, target: dict, console_lines: list[str] | None = None) -> Verdict:
+    """The verdict for one case run: kernel trouble first, then skip/error/hang, then the case's rule."""
+    reports = kernel_trouble(record, console_lines)
+    crashes = [r.to_dict() for r in reports]
+    status = record.get("status")
+    if status == "hang":
+        title = reports[0].title if reports else "no kernel message"
+        return Verdict(Status.FAIL, f"hang: no answer within {record.get('timeout')}s ({title})",
+                       [f"FAIL finished: the case did not finish within {record.get('timeout')}s"], ["hang"], crashes)
+    if status == "lost":
+        title = reports[0].title if reports else "connection lost, no kernel message on the console"
+        return Verdict(Status.FAIL, f"target died during the case: {title}",
+                       [f"FAIL target alive: {record.get('reason')}"], ["target died"], crashes)
+    if reports:
+        titles = "; ".join(dict.fromkeys(r.title for r in reports))
+        inner = _inner_verdict(spec, record, target)
+        evidence = [f"FAIL kernel messages: {titles}"] + inner.evidence
+        return Verdict(Status.FAIL, f"kernel trouble: {titles}", evidence, ["kernel messages"] + inner.failed_checks,
+                       crashes)
+    return _inner_verdict(spec, record, target)
+
+
+def _inner_verdict(spec: CaseSpec, record: dict, target: dict) -> Verdict:
+    status = record.get("status")
+    if status == "skip":
+        return Verdict(Status.SKIP, record.get("reason", "skipped"))
+    if status == "error":
+        return Verdict(Status.ERROR, record.get("reason", "error"), (record.get("traceback") or "").splitlines()[-6:])
+    if status != "observed":
+        return Verdict(Status.ERROR, f"no observations (status {status!r})")
+    try:
+        return spec.judge()(record["observations"], target)
+    except (KeyError, TypeError, ValueError) as exc:
+        return Verdict(Status.ERROR, f"verdict rule could not read the observations: {exc!r}")
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,196 @@
+"""The guest agent: ``info`` describes the target, ``case NAME`` runs one case and prints its observations.
+
+Invoked by the host over SSH as ``python3 -m hmmbench_guest.agent ...`` in a fresh process per case,
+so one case's mappings, device state and signal dispositions never leak into the next. It prints one
+JSON object on stdout; anything a case wants to say for humans goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+
+from . import kmsg, pagemap, uapi
+
+
+class Skip(Exception):
+    """The case cannot run on this target; the message says why (missing option, device, ...)."""
+
+
+class CaseContext:
+    """What a case uses to reach the kernel: libc, the dmirror devices, page-state readers."""
+
+    def __init__(self, release: str) -> None:
+        self.release = release
+        self.page_size = os.sysconf("SC_PAGE_SIZE")
+        self.libc = uapi.Libc()
+        self.ffi = self.libc.ffi
+        try:
+            self.numbers = uapi.ioctl_numbers(release)
+        except uapi.UnknownUapi as exc:
+            raise Skip(str(exc)) from exc
+        self._open: list[uapi.Dmirror] = []
+
+    def device(self, index: int = 0) -> uapi.Dmirror:
+        path = f"/dev/hmm_dmirror{index}"
+        if not os.path.exists(path):
+            raise Skip(f"{path} missing (kernel without CONFIG_TEST_HMM, or test_hmm not loaded)")
+        if "EXCLUSIVE" not in self.numbers:
+            raise Skip(f"test_hmm of {self.release} has no HMM_DMIRROR_EXCLUSIVE (added in 5.14)")
+        dev = uapi.Dmirror(self.libc, path, self.numbers)
+        self._open.append(dev)
+        return dev
+
+    def mmap_anon(self, npages: int, prot: int = uapi.PROT_READ | uapi.PROT_WRITE, flags: int = 0):
+        return self.libc.mmap(npages * self.page_size, prot, uapi.MAP_PRIVATE | uapi.MAP_ANONYMOUS | flags)
+
+    def pagemap(self, ptr, npages: int) -> list[int]:
+        return pagemap.read_pagemap(self.libc.addr(ptr), npages, self.page_size)
+
+    def page_state(self, ptr, npages: int) -> dict:
+        """Raw pagemap of each page, plus kpageflags and kpagecount of the PFN each one names."""
+        entries = self.pagemap(ptr, npages)
+        pfns = pagemap.pfns_of(entries)
+        return {
+            "pagemap": entries,
+            "kpageflags": pagemap.read_kpageflags(pfns),
+            "kpagecount": pagemap.read_kpagecount(pfns),
+        }
+
+    @staticmethod
+    def minflt() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    def close(self) -> None:
+        for dev in self._open:
+            dev.close()
+
+
+def _config() -> dict[str, str] | None:
+    try:
+        with gzip.open("/proc/config.gz", "rt") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            k, _, v = line.partition("=")
+            out[k] = v
+    return out
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def info() -> dict:
+    """Facts about the target the host needs before running cases (and puts in the results)."""
+    u = os.uname()
+    try:
+        import cffi
+
+        cffi_version = cffi.__version__
+    except ImportError:
+        cffi_version = None
+    try:
+        ioctls = sorted(uapi.ioctl_numbers(u.release))
+        ioctl_error = None
+    except (uapi.UnknownUapi, ValueError) as exc:
+        ioctls, ioctl_error = [], str(exc)
+    try:
+        with open("/proc/kpageflags", "rb") as fh:
+            kpageflags_readable = len(fh.read(8)) == 8
+    except OSError:
+        kpageflags_readable = False
+    meminfo = _read("/proc/meminfo") or ""
+    return {
+        "release": u.release,
+        "uts_version": u.version,
+        "proc_version": _read("/proc/version"),
+        "machine": u.machine,
+        "hostname": u.nodename,
+        "euid": os.geteuid(),
+        "nproc": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "cffi": cffi_version,
+        "devices": sorted(glob.glob("/dev/hmm_dmirror*")),
+        "numa_nodes": len(glob.glob("/sys/devices/system/node/node[0-9]*")),
+        "thp_enabled": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "mem_total_kb": next((int(line.split()[1]) for line in meminfo.splitlines()
+                              if line.startswith("MemTotal:")), None),
+        "kpageflags_readable": kpageflags_readable,
+        "ioctls": ioctls,
+        "ioctl_error": ioctl_error,
+        "tainted": kmsg.tainted(),
+        "cmdline": _read("/proc/cmdline"),
+        "config": _config(),
+    }
+
+
+def run_case(name: str, params: dict) -> dict:
+    """Run case ``name`` in this process and return its record (observations or skip/error)."""
+    record: dict = {"case": name, "params": params}
+    cursor = None
+    try:
+        cursor = kmsg.KmsgCursor()
+    except OSError as exc:
+        record["kmsg_error"] = str(exc)
+    record["tainted_before"] = kmsg.tainted()
+    start = time.monotonic()
+    ctx = None
+    try:
+        module = importlib.import_module(f"{__package__}.cases.{name}")
+        ctx = CaseContext(os.uname().release)
+        record["observations"] = module.observe(ctx, params)
+        record["status"] = "observed"
+    except Skip as exc:
+        record["status"] = "skip"
+        record["reason"] = str(exc)
+    except Exception as exc:  # the case's own failure is a result, reported with its traceback
+        record["status"] = "error"
+        record["reason"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc()
+    finally:
+        if ctx is not None:
+            ctx.close()
+    record["seconds"] = round(time.monotonic() - start, 3)
+    record["tainted_after"] = kmsg.tainted()
+    if cursor is not None:
+        record["kmsg"] = cursor.read_new()
+        record["kmsg_lost"] = cursor.lost
+        cursor.close()
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hmmbench-agent")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info")
+    case = sub.add_parser("case")
+    case.add_argument("name")
+    case.add_argument("--params", default="{}")
+    args = parser.parse_args(argv)
+    if args.cmd == "info":
+        out = info()
+    else:
+        out = run_case(args.name, json.loads(args.params))
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

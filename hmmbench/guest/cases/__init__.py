@@ -1,0 +1,1 @@
+"""Guest-side halves of the cases: each module's ``observe(ctx, params)`` returns raw observations."""

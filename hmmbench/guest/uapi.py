@@ -1,0 +1,155 @@
+"""The test_hmm uapi (lib/test_hmm_uapi.h) through cffi, with ioctl numbers per kernel version.
+
+``struct hmm_dmirror_cmd`` never changed, but the ioctl numbers did: Linux 6.0 renumbered them when
+MIGRATE_TO_SYS was added (see the project's notes, section 4), so the same name means a different
+number on 5.14..5.19 and on >= 6.0. Probing is unsafe (nr 3 is SNAPSHOT on one and MIGRATE_TO_SYS on
+the other), so the table is chosen from the running kernel's version.
+"""
+
+from __future__ import annotations
+
+from .kversion import parse_release
+
+CMD_SIZE = 40  # five __u64
+IOC_READ_WRITE = 3
+
+
+def iowr(type_char: str, nr: int, size: int = CMD_SIZE) -> int:
+    """_IOWR(type, nr, size) as on x86_64 (asm-generic/ioctl.h)."""
+    return (IOC_READ_WRITE << 30) | (size << 16) | (ord(type_char) << 8) | nr
+
+
+# (first version, {name: nr}); each row holds from its version until the next row's.
+_TABLES: list[tuple[tuple[int, int], dict[str, int]]] = [
+    ((5, 7), {"READ": 0, "WRITE": 1, "MIGRATE_TO_DEV": 2, "SNAPSHOT": 3}),
+    ((5, 14), {"READ": 0, "WRITE": 1, "MIGRATE_TO_DEV": 2, "SNAPSHOT": 3, "EXCLUSIVE": 4,
+               "CHECK_EXCLUSIVE": 5}),
+    ((6, 0), {"READ": 0, "WRITE": 1, "MIGRATE_TO_DEV": 2, "MIGRATE_TO_SYS": 3, "SNAPSHOT": 4,
+              "EXCLUSIVE": 5, "CHECK_EXCLUSIVE": 6}),
+    ((6, 1), {"READ": 0, "WRITE": 1, "MIGRATE_TO_DEV": 2, "MIGRATE_TO_SYS": 3, "SNAPSHOT": 4,
+              "EXCLUSIVE": 5, "CHECK_EXCLUSIVE": 6, "RELEASE": 7}),
+    # HMM_DMIRROR_FLAGS came with zone-device THP support (first release unverified; present in 7.2).
+    ((6, 19), {"READ": 0, "WRITE": 1, "MIGRATE_TO_DEV": 2, "MIGRATE_TO_SYS": 3, "SNAPSHOT": 4,
+               "EXCLUSIVE": 5, "CHECK_EXCLUSIVE": 6, "RELEASE": 7, "FLAGS": 8}),
+]
+
+
+class UnknownUapi(Exception):
+    """No ioctl table is known for this kernel version."""
+
+
+def ioctl_numbers(release: str) -> dict[str, int]:
+    """Name -> full ioctl request number for the kernel ``release``."""
+    version = parse_release(release)[:2]
+    chosen = None
+    for first, table in _TABLES:
+        if version >= first:
+            chosen = table
+    if chosen is None:
+        raise UnknownUapi(f"test_hmm has no ioctl interface before 5.7 (kernel {release})")
+    return {name: iowr("H", nr) for name, nr in chosen.items()}
+
+
+# HMM_DMIRROR_SNAPSHOT result bytes.
+SNAPSHOT_FLAGS = {
+    "ERROR": 0xFF, "NONE": 0x00, "READ": 0x01, "WRITE": 0x02, "PMD": 0x04, "PUD": 0x08, "ZERO": 0x10,
+    "DEV_PRIVATE_LOCAL": 0x20, "DEV_PRIVATE_REMOTE": 0x30, "DEV_COHERENT_LOCAL": 0x40,
+    "DEV_COHERENT_REMOTE": 0x50,
+}
+
+
+def decode_snapshot(byte: int) -> list[str]:
+    """A SNAPSHOT byte as flag names (``['NONE']``, ``['READ']``, ``['WRITE', 'PMD']`` ...)."""
+    if byte == 0xFF:
+        return ["ERROR"]
+    if byte == 0:
+        return ["NONE"]
+    names = [n for n in ("READ", "WRITE", "PMD", "PUD", "ZERO") if byte & SNAPSHOT_FLAGS[n]]
+    dev = byte & 0xF0 & ~0x10
+    for n in ("DEV_PRIVATE_LOCAL", "DEV_PRIVATE_REMOTE", "DEV_COHERENT_LOCAL", "DEV_COHERENT_REMOTE"):
+        if dev == SNAPSHOT_FLAGS[n]:
+            names.append(n)
+    return names
+
+
+CDEF = """
+struct hmm_dmirror_cmd {
+    uint64_t addr;
+    uint64_t ptr;
+    uint64_t npages;
+    uint64_t cpages;
+    uint64_t faults;
+};
+int ioctl(int fd, unsigned long request, ...);
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
+int munmap(void *addr, size_t length);
+int mprotect(void *addr, size_t len, int prot);
+int madvise(void *addr, size_t length, int advice);
+long syscall(long number, ...);
+"""
+
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x10, 0x20, 0x4000
+MAP_HUGETLB, MAP_POPULATE = 0x40000, 0x8000
+MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_MERGEABLE = 14, 15, 21, 12
+MAP_FAILED = -1
+
+
+class Libc:
+    """cffi handle on libc plus the test_hmm command struct (ABI mode: no compiler on the target)."""
+
+    def __init__(self) -> None:
+        import cffi
+
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(CDEF)
+        self.lib = self.ffi.dlopen(None)
+
+    def addr(self, ptr) -> int:
+        return int(self.ffi.cast("uintptr_t", ptr))
+
+    def mmap(self, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0, hint: int = 0):
+        """mmap that raises OSError; returns a ``unsigned char *``."""
+        p = self.lib.mmap(self.ffi.cast("void *", hint), length, prot, flags, fd, offset)
+        if self.addr(p) == (1 << 64) - 1:
+            err = self.ffi.errno
+            raise OSError(err, f"mmap({length}, prot={prot}, flags={flags:#x}) failed")
+        return self.ffi.cast("unsigned char *", p)
+
+    def call(self, name: str, *args) -> tuple[int, int]:
+        """Call a libc function, returning (return value, errno or 0)."""
+        self.ffi.errno = 0
+        ret = getattr(self.lib, name)(*args)
+        return int(ret), (self.ffi.errno if ret == -1 else 0)
+
+
+class Dmirror:
+    """An open /dev/hmm_dmirrorN and the ioctls of the running kernel."""
+
+    def __init__(self, libc: Libc, path: str, numbers: dict[str, int]) -> None:
+        import os
+
+        self.libc = libc
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR)
+        self.numbers = numbers
+
+    def close(self) -> None:
+        import os
+
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def command(self, name: str, addr: int, npages: int, ptr=None) -> dict:
+        """Issue ioctl ``name`` on [addr, addr + npages pages); return ret, errno, cpages, faults."""
+        ffi = self.libc.ffi
+        if name not in self.numbers:
+            return {"ret": None, "errno": None, "unsupported": f"{name} not in this kernel's test_hmm uapi"}
+        cmd = ffi.new("struct hmm_dmirror_cmd *")
+        cmd.addr = addr
+        cmd.ptr = self.libc.addr(ptr) if ptr is not None else 0
+        cmd.npages = npages
+        ret, err = self.libc.call("ioctl", self.fd, ffi.cast("unsigned long", self.numbers[name]),
+                                  ffi.cast("void *", cmd))
+        return {"ret": ret, "errno": err, "cpages": int(cmd.cpages), "faults": int(cmd.faults)}

@@ -1,0 +1,242 @@
+"""Out-of-tree kernel builds, configured from a base config plus fragments, cached by content.
+
+The artifact key is (tree identity, base config, fragment texts, compiler and linker versions): the
+same inputs never build twice. The build *directory* is keyed by tree path and config request only,
+so successive commits of one tree (a series walk, a bisection) rebuild incrementally in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hmmbench import cache, kconfig, progress
+from hmmbench.errors import ConfigDropped, HarnessError
+from hmmbench.sources import KernelTree
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FRAGMENT_DIR = REPO_ROOT / "kernel-config"
+ARCH = "x86_64"
+RECIPE_VERSION = 1  # bump when the build procedure changes in a way that changes the artifacts
+
+
+class BuildFailed(HarnessError):
+    """``make`` failed: a result for a series walk or bisection, an infrastructure error for ``run``."""
+
+    def __init__(self, reason: str, log: Path, errors: list[str]) -> None:
+        super().__init__(reason, f"full log: {log}")
+        self.log = log
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class BuiltKernel:
+    """A built kernel as the rest of hmmbench uses it."""
+
+    key: str
+    bzimage: Path
+    config_path: Path
+    release: str
+    banner: str
+    tree_identity: str
+    config_hash: str
+    build_seconds: float
+    cached: bool
+
+    @property
+    def config(self) -> dict[str, str]:
+        return kconfig.parse_config(self.config_path.read_text())
+
+
+def default_fragments() -> list[Path]:
+    return sorted(DEFAULT_FRAGMENT_DIR.glob("*.config"))
+
+
+def toolchain_version() -> str:
+    """First line of ``gcc --version`` and ``ld --version``: part of the build key."""
+    parts = []
+    for tool in ("gcc", "ld"):
+        try:
+            out = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout
+        except FileNotFoundError as exc:
+            raise HarnessError(f"{tool} not found", "install build-essential (ci/setup does)") from exc
+        parts.append(out.splitlines()[0] if out else tool)
+    return " | ".join(parts)
+
+
+def _base_identity(base: str) -> str:
+    if base in ("tinyconfig", "defconfig", "allnoconfig"):
+        return base
+    path = Path(base)
+    if not path.is_file():
+        raise HarnessError(f"--base {base}: not tinyconfig, defconfig, or an existing config file")
+    return f"file:{cache.file_sha256(path)[:16]}"
+
+
+class KernelBuilder:
+    """Configure and build one tree with one config request."""
+
+    def __init__(self, tree: KernelTree, fragments: list[Path] | None = None, base: str = "tinyconfig",
+                 jobs: int | None = None) -> None:
+        self.tree = tree
+        self.fragments = kconfig.load_fragments(fragments if fragments is not None else default_fragments())
+        self.base = base
+        self.jobs = jobs or (os.cpu_count() or 1) + 1
+        self.toolchain = toolchain_version()
+        request = [(f.path.name, f.text) for f in self.fragments]
+        self.config_request_hash = cache.stable_hash(_base_identity(base), request, ARCH)
+        self.key = cache.stable_hash(tree.identity, self.config_request_hash, self.toolchain, RECIPE_VERSION)
+        root = cache.cache_root()
+        self.artifact_dir = root / "kernels" / self.key
+        self.work_dir = root / "kbuild" / cache.stable_hash(str(tree.path), self.config_request_hash)
+
+    # -------------------------------------------------------------- public
+
+    def cached(self) -> BuiltKernel | None:
+        manifest = cache.read_json(self.artifact_dir / "manifest.json")
+        if manifest and (self.artifact_dir / "bzImage").is_file():
+            return self._from_manifest(manifest, cached=True)
+        return None
+
+    def build(self, force: bool = False) -> BuiltKernel:
+        """Return the cached kernel, or configure, verify and build it."""
+        if not force and (hit := self.cached()):
+            progress.say(f"kernel {hit.release} from cache ({self.artifact_dir})")
+            return hit
+        with cache.locked(self.work_dir.with_suffix(".lock")):
+            if not force and (hit := self.cached()):
+                return hit
+            start = time.monotonic()
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            self.configure()
+            self._make(["bzImage"])
+            return self._publish(time.monotonic() - start)
+
+    def configure(self) -> Path:
+        """Base config + fragments + olddefconfig, then verify; raises ConfigDropped before compiling."""
+        with progress.step(f"configuring {self.tree.label} ({self.base} + {len(self.fragments)} fragments)"):
+            config = self.work_dir / ".config"
+            if self.base in ("tinyconfig", "defconfig", "allnoconfig"):
+                self._make([self.base], quiet=True)
+            else:
+                shutil.copyfile(self.base, config)
+            request = kconfig.merged_request(self.fragments)
+            config.write_text(kconfig.apply_request(config.read_text(), request))
+            self._make(["olddefconfig"], quiet=True)
+            final = config.read_text()
+            mismatches = kconfig.verify(final, self.fragments)
+            if mismatches:
+                raise self._dropped(mismatches, final)
+        return config
+
+    # -------------------------------------------------------------- internals
+
+    def _dropped(self, mismatches: list[kconfig.Mismatch], final: str) -> ConfigDropped:
+        index = kconfig.index_kconfig(self.tree.path)
+        values = kconfig.parse_config(final)
+        lines = []
+        for m in mismatches:
+            why = kconfig.explain(m.option, m.wanted, values, index)
+            lines.append(f"  {m.option}={m.wanted} (from {m.fragment}) ended as {m.got}: {why}")
+        detail = "\n".join(lines)
+        names = ", ".join(m.option for m in mismatches)
+        err = ConfigDropped(
+            f"olddefconfig dropped {len(mismatches)} requested option(s): {names}",
+            "fix the fragment (add the blocking dependency) and run again; nothing was compiled",
+        )
+        err.detail = detail  # type: ignore[attr-defined]
+        return err
+
+    def _make_cmd(self, targets: list[str]) -> list[str]:
+        cmd = ["make", "-C", str(self.tree.path), f"O={self.work_dir}", f"ARCH={ARCH}", f"-j{self.jobs}"]
+        if shutil.which("ccache"):
+            cmd.append("CC=ccache gcc")
+        return cmd + targets
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KBUILD_BUILD_USER"] = "hmmbench"
+        env["KBUILD_BUILD_HOST"] = f"k{self.key[:12]}"
+        env.setdefault("CCACHE_DIR", str(cache.cache_root() / "ccache"))
+        env.setdefault("CCACHE_BASEDIR", "/")
+        env["LC_ALL"] = "C"
+        return env
+
+    def _make(self, targets: list[str], quiet: bool = False) -> None:
+        log_path = self.work_dir / "build.log"
+        cmd = self._make_cmd(targets)
+        ticker = progress.Ticker(f"make {' '.join(targets)}", every=15.0)
+        errors: list[str] = []
+        with open(log_path, "a") as log:
+            log.write(f"\n$ {' '.join(cmd)}\n")
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env=self._env(), errors="replace")
+            assert proc.stdout is not None
+            try:
+                for line in proc.stdout:
+                    log.write(line)
+                    if re.match(r"\s+(CC|AS|LD|AR)\s", line):
+                        ticker.tick(line.split()[-1])
+                    if re.search(r"\berror\b|Error \d", line):
+                        errors.append(line.rstrip())
+                rc = proc.wait()
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        if rc != 0:
+            head = errors[0] if errors else f"exit status {rc}"
+            raise BuildFailed(f"make {' '.join(targets)} failed for {self.tree.label}: {head}", log_path, errors)
+        if not quiet and ticker.count:
+            progress.say(f"make {' '.join(targets)}: {ticker.count} objects in {time.monotonic() - ticker.start:.0f}s")
+
+    def _publish(self, seconds: float) -> BuiltKernel:
+        release = (self.work_dir / "include" / "config" / "kernel.release").read_text().strip()
+        banner = read_banner(self.work_dir / "vmlinux")
+        config_text = (self.work_dir / ".config").read_text()
+        with cache.publishing(self.artifact_dir) as tmp:
+            shutil.copyfile(self.work_dir / "arch" / "x86" / "boot" / "bzImage", tmp / "bzImage")
+            (tmp / "config").write_text(config_text)
+            manifest = {
+                "key": self.key,
+                "release": release,
+                "banner": banner,
+                "tree_identity": self.tree.identity,
+                "tree_path": str(self.tree.path),
+                "tree_label": self.tree.label,
+                "config_hash": cache.stable_hash(config_text),
+                "config_request_hash": self.config_request_hash,
+                "fragments": [f.path.name for f in self.fragments],
+                "base": self.base,
+                "toolchain": self.toolchain,
+                "build_seconds": round(seconds, 1),
+                "work_dir": str(self.work_dir),
+            }
+            cache.write_json(tmp / "manifest.json", manifest)
+        progress.say(f"built {release} in {seconds:.0f}s -> {self.artifact_dir}")
+        return self._from_manifest(manifest, cached=False)
+
+    def _from_manifest(self, m: dict, cached: bool) -> BuiltKernel:
+        return BuiltKernel(
+            key=m["key"], bzimage=self.artifact_dir / "bzImage", config_path=self.artifact_dir / "config",
+            release=m["release"], banner=m["banner"], tree_identity=m["tree_identity"],
+            config_hash=m["config_hash"], build_seconds=m["build_seconds"], cached=cached,
+        )
+
+
+def read_banner(vmlinux: Path) -> str:
+    """The kernel's ``linux_banner`` (what /proc/version prints), found in the uncompressed vmlinux."""
+    data = vmlinux.read_bytes()
+    start = data.find(b"Linux version ")
+    while start != -1:
+        end = data.find(b"\n", start)
+        text = data[start:end]
+        if b"%" not in text and b"(" in text:  # skip format strings
+            return text.decode(errors="replace").strip()
+        start = data.find(b"Linux version ", start + 1)
+    raise HarnessError(f"no 'Linux version' banner in {vmlinux}")

@@ -1,0 +1,69 @@
+"""Child processes that must never outlive hmmbench (QEMU above all).
+
+Every long-lived child is started with PR_SET_PDEATHSIG(SIGKILL), so even a SIGKILL of hmmbench
+takes its guests down; in addition each is registered here, and the CLI's signal handlers and an
+atexit hook stop whatever is still registered, gracefully first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_cleanups: dict[int, Callable[[], None]] = {}
+_lock = threading.Lock()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """Popen in its own session (Ctrl-C reaches hmmbench, which then stops the child in order)
+    that is killed by the kernel if hmmbench dies."""
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent, start_new_session=True, **kwargs)
+
+
+def register(token: int, cleanup: Callable[[], None]) -> None:
+    with _lock:
+        _cleanups[token] = cleanup
+
+
+def unregister(token: int) -> None:
+    with _lock:
+        _cleanups.pop(token, None)
+
+
+def cleanup_all() -> None:
+    with _lock:
+        pending = list(_cleanups.values())
+        _cleanups.clear()
+    for fn in pending:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+
+
+def live_count() -> int:
+    with _lock:
+        return len(_cleanups)
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C does, so every ``with`` block stops its guest."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_exit)
+
+
+atexit.register(cleanup_all)

@@ -1,0 +1,54 @@
+"""Progress on long work (fetches, builds, boots), written to stderr so stdout stays parseable.
+
+Lines are plain text with elapsed seconds, readable in a CI log and in a terminal alike.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence progress (``--quiet``); errors are still printed by the CLI."""
+    global _quiet
+    _quiet = quiet
+
+
+def say(message: str) -> None:
+    """One progress line."""
+    if not _quiet:
+        print(f"hmmbench: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """Announce a step, and on success how long it took."""
+    say(f"{what} ...")
+    start = time.monotonic()
+    yield
+    say(f"{what}: done in {time.monotonic() - start:.1f}s")
+
+
+class Ticker:
+    """Rate-limited progress for work that reports many small events (e.g. make's CC lines)."""
+
+    def __init__(self, what: str, every: float = 10.0, expected: int | None = None) -> None:
+        self.what = what
+        self.every = every
+        self.expected = expected
+        self.count = 0
+        self.start = time.monotonic()
+        self.last = self.start
+
+    def tick(self, detail: str = "") -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            total = f"/~{self.expected}" if self.expected else ""
+            say(f"{self.what}: {self.count}{total} after {now - self.start:.0f}s {detail}".rstrip())

@@ -1,0 +1,207 @@
+"""Boot a built kernel with a guest image under qemu-system-x86_64 and stop it on every exit path.
+
+One :class:`QemuGuest` is one boot: a copy-on-write overlay over the cached image (so the image never
+changes), the serial console captured to a file, user-mode networking with SSH forwarded on
+127.0.0.1 only, a QMP socket, and optionally two NUMA nodes. The QEMU process dies with hmmbench
+(PR_SET_PDEATHSIG) and is stopped by ``close()`` on success, exceptions, Ctrl-C, SIGTERM and timeouts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hmmbench import procs, progress
+from hmmbench.errors import HarnessError
+from hmmbench.qmp import Qmp
+
+QEMU = "qemu-system-x86_64"
+GUEST_ADDR = "10.0.2.15"
+GUEST_GATEWAY = "10.0.2.2"
+
+
+@dataclass
+class GuestConfig:
+    """What a boot looks like; the defaults are what the case suite needs."""
+
+    memory_mib: int = 2048
+    cpus: int = 2
+    numa_nodes: int = 2
+    accel: str = "tcg"
+    extra_append: list[str] = field(default_factory=list)
+    extra_drives: list[Path] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_qemu() -> str:
+    path = shutil.which(QEMU)
+    if not path:
+        raise HarnessError(f"{QEMU} not found", "apt-get install qemu-system-x86 qemu-utils (ci/setup does)")
+    return path
+
+
+def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_GATEWAY,
+                   netmask: str = "255.255.255.0") -> str:
+    parts = [
+        "console=ttyS0,115200", "root=/dev/vda", "rw", "rootfstype=ext4", "init=/sbin/hmmbench-init",
+        f"ip={ip}::{gateway}:{netmask}:hmmbench:eth0:off", "panic=-1", "printk.devkmsg=on",
+        "hung_task_timeout_secs=30",
+    ]
+    return " ".join(parts + cfg.extra_append)
+
+
+class QemuGuest:
+    """One running guest. Use as a context manager, or call :meth:`close` yourself."""
+
+    def __init__(self, bzimage: Path, rootfs: Path, run_dir: Path, cfg: GuestConfig, name: str = "guest") -> None:
+        self.bzimage = bzimage
+        self.rootfs = rootfs
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.name = name
+        self.console_path = run_dir / f"{name}-console.log"
+        self.qmp_path = run_dir / f".{name}-qmp.sock"
+        self.overlay = run_dir / f".{name}-overlay.qcow2"
+        self.ssh_port = 0
+        self.proc: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self) -> QemuGuest:
+        require_qemu()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._make_overlay()
+        for attempt in range(3):
+            self.ssh_port = free_port()
+            cmd = self.command()
+            (self.run_dir / f"{self.name}-qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
+            err_path = self.run_dir / f"{self.name}-qemu-stderr.log"
+            self.proc = procs.spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=open(err_path, "w"))
+            procs.register(id(self), self.close)
+            self.started_at = time.monotonic()
+            time.sleep(0.3)
+            if self.proc.poll() is None:
+                return self
+            err = err_path.read_text().strip()
+            procs.unregister(id(self))
+            if "hostfwd" not in err and "Could not set up host forwarding" not in err or attempt == 2:
+                raise HarnessError(f"qemu exited at once: {err.splitlines()[-1] if err else 'no message'}",
+                                   f"command line in {self.run_dir / f'{self.name}-qemu-cmdline.txt'}")
+        return self
+
+    def command(self) -> list[str]:
+        cfg = self.cfg
+        cmd = [
+            require_qemu(), "-name", f"hmmbench-{self.name}", "-nodefaults", "-display", "none", "-no-reboot",
+            "-machine", "pc", "-accel", cfg.accel, "-cpu", "max" if cfg.accel == "tcg" else "host",
+            "-smp", str(cfg.cpus), "-m", f"{cfg.memory_mib}M",
+            "-kernel", str(self.bzimage), "-append", kernel_cmdline(cfg),
+            "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-device", "virtio-rng-pci",
+            "-chardev", f"file,id=con0,path={self.console_path}", "-serial", "chardev:con0",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+        ]
+        for i, drive in enumerate(cfg.extra_drives):
+            cmd += ["-drive", f"file={drive},if=virtio,format=raw,cache=unsafe,id=extra{i}"]
+        if cfg.numa_nodes > 1:
+            per_node = cfg.memory_mib // cfg.numa_nodes
+            for n in range(cfg.numa_nodes):
+                cmd += ["-object", f"memory-backend-ram,id=mem{n},size={per_node}M",
+                        "-numa", f"node,nodeid={n},memdev=mem{n}"]
+        return cmd
+
+    def _make_overlay(self) -> None:
+        if self.overlay.exists():
+            self.overlay.unlink()
+        proc = subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.rootfs), str(self.overlay)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise HarnessError(f"qemu-img create failed: {proc.stderr.strip()}", "apt-get install qemu-utils")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def console_text(self) -> str:
+        try:
+            return self.console_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def console_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.console_text().splitlines()[-lines:])
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stop QEMU: QMP quit, then SIGTERM, then SIGKILL; always reaps the process."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                q = Qmp(self.qmp_path, timeout=2.0)
+                try:
+                    q.execute("quit")
+                except Exception:  # noqa: BLE001 - quit closes the socket under us
+                    pass
+                q.close()
+            except OSError:
+                pass
+            for sig, wait in ((None, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 10.0)):
+                if sig is not None and proc.poll() is None:
+                    try:
+                        proc.send_signal(sig)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        procs.unregister(id(self))
+        for p in (self.overlay, self.qmp_path):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        self.proc = None
+
+    def __enter__(self) -> QemuGuest:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        cfg = self.cfg
+        return f"{self.name}: {cfg.accel}, {cfg.cpus} CPUs, {cfg.memory_mib} MiB, ssh 127.0.0.1:{self.ssh_port}"
+
+
+def wait_for_console(guest: QemuGuest, needle: str, timeout: float) -> bool:
+    """True once ``needle`` appears on the console; False on timeout or when QEMU exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in guest.console_text():
+            return True
+        if not guest.alive():
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def progress_boot(guest: QemuGuest) -> None:
+    progress.say(f"booting {guest.describe()}; console: {guest.console_path}")

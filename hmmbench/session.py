@@ -1,0 +1,88 @@
+"""A QEMU guest session: boot, prove it is the kernel we built, deploy the agent; reboot on demand.
+
+When a case hangs or the kernel dies, the runner asks for :meth:`QemuSession.restart`: the old guest
+is stopped (its console log kept under its boot number) and a fresh one is booted from the same
+kernel and a fresh overlay, so the remaining cases start from a clean kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from hmmbench import progress
+from hmmbench.errors import GuestUnreachable, HarnessError
+from hmmbench.image import GuestImage
+from hmmbench.kbuild import BuiltKernel
+from hmmbench.qemu import GuestConfig, QemuGuest
+from hmmbench.ssh import SshTarget, wait_for_ssh
+from hmmbench.target import Target
+
+
+def boot_timeout() -> float:
+    return float(os.environ.get("HMMBENCH_BOOT_TIMEOUT", "300"))
+
+
+class QemuSession:
+    def __init__(self, kernel: BuiltKernel, image: GuestImage, run_dir: Path, cfg: GuestConfig) -> None:
+        self.kernel = kernel
+        self.image = image
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.boots = 0
+        self.guest: QemuGuest | None = None
+        self.target: Target | None = None
+        self.boot_seconds: list[float] = []
+        self.consoles: list[Path] = []
+
+    def boot(self) -> Target:
+        self.boots += 1
+        guest = QemuGuest(self.kernel.bzimage, self.image.rootfs, self.run_dir, self.cfg, name=f"boot{self.boots}")
+        self.guest = guest
+        self.consoles.append(guest.console_path)
+        start = time.monotonic()
+        with progress.step(f"booting {self.kernel.release} ({guest.describe()})"):
+            guest.start()
+            deadline = start + boot_timeout()
+            ssh = wait_for_ssh(
+                lambda: SshTarget("127.0.0.1", guest.ssh_port, "root", self.image.client_key,
+                                  pinned_host_key=self.image.host_public_key),
+                deadline, guest.alive,
+                lambda: f"console tail:\n{guest.console_tail()}\n(full console: {guest.console_path})",
+            )
+            target = Target(ssh, f"qemu {guest.name}")
+            target.deploy()
+            info = target.load_info()
+        self.boot_seconds.append(time.monotonic() - start)
+        self._verify(info)
+        self.target = target
+        return target
+
+    def _verify(self, info: dict) -> None:
+        """Ready means: the guest runs the kernel just built (release and build string)."""
+        if info.get("release") != self.kernel.release or info.get("proc_version") != self.kernel.banner:
+            raise HarnessError(
+                f"guest runs {info.get('release')} ({info.get('proc_version')}), expected {self.kernel.release} "
+                f"({self.kernel.banner})", "the wrong kernel booted; check the QEMU command line in the run dir")
+
+    def restart(self, why: str) -> Target:
+        progress.say(f"restarting the guest ({why}); console of the old one: {self.consoles[-1]}")
+        self.close()
+        return self.boot()
+
+    def alive(self) -> bool:
+        return self.guest is not None and self.guest.alive()
+
+    def console_lines(self) -> list[str]:
+        return self.guest.console_text().splitlines() if self.guest else []
+
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.close()
+            self.target = None
+        if self.guest is not None:
+            self.guest.close()
+
+
+__all__ = ["QemuSession", "GuestUnreachable"]

@@ -1,0 +1,202 @@
+"""SSH to targets (QEMU guests and real machines alike) with paramiko, host key pinned.
+
+A guest's host key is generated at image build and pinned: any other key is refused with both
+fingerprints printed. Commands run with a deadline enforced from the host (a guest kernel may lack
+working timers, and a hung kernel never answers), and a lost connection is reported as such, because
+for a kernel test it usually means the kernel died.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch
+
+
+class CommandTimeout(Exception):
+    """The remote command did not finish before its deadline (the target may be hung)."""
+
+
+class ConnectionLost(Exception):
+    """The SSH connection died while a command ran (the target may have crashed)."""
+
+
+@dataclass
+class CommandResult:
+    status: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def parse_public_key(line: str) -> paramiko.PKey:
+    """An OpenSSH public key line (``ssh-ed25519 AAAA... comment``) as a paramiko key."""
+    kind, blob = line.split()[:2]
+    return paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+
+
+def host_entry(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class SshTarget:
+    """One authenticated SSH connection to a target."""
+
+    def __init__(self, host: str, port: int, user: str = "root", key_file: Path | None = None,
+                 pinned_host_key: str | None = None, known_hosts: Path | None = None,
+                 accept_new: bool = False) -> None:
+        self.host, self.port, self.user = host, port, user
+        self.key_file = key_file
+        self.pinned = parse_public_key(pinned_host_key) if pinned_host_key else None
+        self.known_hosts = known_hosts
+        self.accept_new = accept_new
+        self.client: paramiko.SSHClient | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+    def connect(self, timeout: float = 10.0) -> SshTarget:
+        client = paramiko.SSHClient()
+        entry = host_entry(self.host, self.port)
+        if self.pinned is not None:
+            client.get_host_keys().add(entry, self.pinned.get_name(), self.pinned)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            if self.known_hosts and self.known_hosts.exists():
+                client.load_host_keys(str(self.known_hosts))
+            policy = paramiko.AutoAddPolicy() if self.accept_new else paramiko.RejectPolicy()
+            client.set_missing_host_key_policy(policy)
+        try:
+            client.connect(
+                self.host, port=self.port, username=self.user,
+                key_filename=str(self.key_file) if self.key_file else None,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                allow_agent=self.key_file is None, look_for_keys=self.key_file is None,
+            )
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyMismatch(
+                f"{self.host}:{self.port} presented host key {fingerprint(exc.key)}, "
+                f"expected {fingerprint(exc.expected_key)}: refusing to connect",
+                "a guest answering with another key is not the guest hmmbench built",
+            ) from exc
+        except paramiko.SSHException as exc:
+            client.close()
+            if "not found in known_hosts" in str(exc):
+                raise HarnessError(
+                    f"{self.host}:{self.port}: host key not in known_hosts",
+                    "check its fingerprint, then pass --accept-new-host-key to pin it",
+                ) from exc
+            raise
+        if self.accept_new and self.known_hosts:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            client.save_host_keys(str(self.known_hosts))
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(5)
+        self.client = client
+        return self
+
+    def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
+        """Run ``command``; raise CommandTimeout after ``timeout`` s, ConnectionLost if the link dies."""
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        start = time.monotonic()
+        try:
+            transport = self.client.get_transport()
+            if transport is None or not transport.is_active():
+                raise ConnectionLost("SSH transport is not active")
+            chan = transport.open_session(timeout=10)
+            chan.settimeout(1.0)
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err = bytearray(), bytearray()
+            deadline = start + timeout
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if not transport.is_active():
+                    raise ConnectionLost("SSH connection lost while the command ran")
+                if time.monotonic() > deadline:
+                    chan.close()
+                    raise CommandTimeout(f"{command!r} did not finish within {timeout:.0f}s")
+                time.sleep(0.02)
+            status = chan.recv_exit_status()
+            chan.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"SSH failure while running {command!r}: {exc}") from exc
+        return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"),
+                             time.monotonic() - start)
+
+    def put_tree(self, local: Path, remote: str, suffixes: tuple[str, ...] = (".py",)) -> int:
+        """Copy the files below ``local`` ending in ``suffixes`` to ``remote`` over SFTP."""
+        assert self.client is not None
+        sftp = self.client.open_sftp()
+        count = 0
+        try:
+            for path in sorted(local.rglob("*")):
+                if "__pycache__" in path.parts:
+                    continue
+                rel = path.relative_to(local).as_posix()
+                target = f"{remote}/{rel}"
+                if path.is_dir():
+                    _sftp_mkdir(sftp, target)
+                elif path.suffix in suffixes:
+                    _sftp_mkdir(sftp, target.rsplit("/", 1)[0])
+                    sftp.put(str(path), target)
+                    count += 1
+        finally:
+            sftp.close()
+        return count
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def _sftp_mkdir(sftp: paramiko.SFTPClient, path: str) -> None:
+    parts = path.strip("/").split("/")
+    cur = ""
+    for part in parts:
+        cur += "/" + part
+        try:
+            if stat.S_ISDIR(sftp.stat(cur).st_mode):
+                continue
+        except OSError:
+            sftp.mkdir(cur)
+
+
+def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: callable) -> SshTarget:
+    """Connect with ``make()`` until it works, the deadline passes, or ``alive()`` turns False."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise GuestUnreachable(f"guest exited before SSH answered: {describe()}")
+        try:
+            return make().connect(timeout=8.0)
+        except (HostKeyMismatch, HarnessError):
+            raise
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+            last = exc
+            time.sleep(1.0)
+    raise GuestUnreachable(f"SSH did not answer before the deadline (last error: {last}); {describe()}")

@@ -1,0 +1,56 @@
+"""A target: a machine reached over SSH where the guest agent runs (a QEMU guest or a real box).
+
+The agent package is copied over SFTP at connect time, so a target needs only python3 and cffi.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from hmmbench.errors import HarnessError
+from hmmbench.ssh import SshTarget
+
+GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
+REMOTE_DIR = "/tmp/hmmbench-agent"
+
+
+class AgentError(Exception):
+    """The agent did not produce a JSON answer (it crashed, or python3/cffi is missing)."""
+
+
+class Target:
+    def __init__(self, ssh: SshTarget, label: str) -> None:
+        self.ssh = ssh
+        self.label = label
+        self.info: dict = {}
+
+    def deploy(self) -> None:
+        """Copy the guest package (as ``hmmbench_guest``) and check python3 + cffi are there."""
+        self.ssh.run(f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR}", timeout=30)
+        self.ssh.put_tree(GUEST_PACKAGE, f"{REMOTE_DIR}/hmmbench_guest")
+        probe = self.ssh.run("python3 -c 'import cffi, sys; print(sys.version_info[:2])'", timeout=60)
+        if probe.status != 0:
+            missing = "python3" if "not found" in probe.stderr else "python3-cffi"
+            raise HarnessError(
+                f"{self.label}: {missing} is missing on the target ({probe.stderr.strip()[-200:]})",
+                "install it there (Debian: apt-get install python3 python3-cffi)",
+            )
+
+    def agent(self, args: str, timeout: float) -> dict:
+        res = self.ssh.run(f"cd {REMOTE_DIR} && exec python3 -m hmmbench_guest.agent {args}", timeout=timeout)
+        lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
+        if res.status != 0 or not lines:
+            raise AgentError(f"agent {args.split()[0]} exited {res.status}: {res.stderr.strip()[-400:]}")
+        return json.loads(lines[-1])
+
+    def load_info(self, timeout: float = 120) -> dict:
+        self.info = self.agent("info", timeout)
+        return self.info
+
+    def run_case(self, name: str, params: dict, timeout: float) -> dict:
+        return self.agent(f"case {shlex.quote(name)} --params {shlex.quote(json.dumps(params))}", timeout)
+
+    def close(self) -> None:
+        self.ssh.close()
