@@ -47,7 +47,8 @@ def parse_machine_sources(texts: list[str]) -> list[Stanza]:
                     continue
                 key, _, value = line.partition(":")
                 fields[key.strip().lower()] = value.strip()
-            if fields.get("uris") and "deb" in fields.get("types", "deb").split():
+            enabled = fields.get("enabled", "yes").lower() not in ("no", "false", "0")  # sources.list(5)
+            if enabled and fields.get("uris") and "deb" in fields.get("types", "deb").split():
                 stanzas.append(
                     Stanza(
                         uri=fields["uris"].split()[0],

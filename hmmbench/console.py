@@ -24,6 +24,11 @@ _SKIP_FRAMES = {
     "do_user_addr_fault", "exc_page_fault", "asm_exc_page_fault", "kasan_report", "print_report",
     "watchdog_timer_fn", "__hrtimer_run_queues", "hrtimer_interrupt", "dump_page", "bad_page",
     "print_address_description", "kasan_check_range", "__asan_load8", "__asan_store8", "check_panic_on_warn",
+    # Where a hung task sleeps says nothing about why: skip the scheduler's frames.
+    "__schedule", "schedule", "schedule_timeout", "schedule_preempt_disabled", "io_schedule", "io_schedule_timeout",
+    "__wait_for_common", "wait_for_completion", "wait_for_completion_killable", "rwsem_down_read_slowpath",
+    "rwsem_down_write_slowpath", "__mutex_lock", "mutex_lock", "__mutex_lock_slowpath", "folio_wait_bit_common",
+    "__folio_lock", "__folio_lock_killable", "context_switch", "__switch_to_asm", "__switch_to",
 }
 
 # (regex on a line, kind, title template); the first match on a line starts a report.
@@ -44,6 +49,7 @@ _STARTS: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r"Oops: "), "oops", "Oops in {func}"),
     (re.compile(r"Kernel panic - not syncing: (.*)"), "panic", "kernel panic: {0}"),
 ]
+_DIE_BANNER = re.compile(r"^Oops: .*\[#\d+\]")
 _END = re.compile(r"---\[ end trace|^\s*</TASK>|Kernel Offset:|---\[ end Kernel panic")
 
 
@@ -87,7 +93,8 @@ def parse(lines: list[str], max_excerpt: int = 80) -> list[CrashReport]:
                 end += 1
                 break
             if end > i + 1 and _match_start(clean[end]) is not None and "Kernel panic" not in clean[end]:
-                break
+                if not _is_own_die_banner(kind, clean[i:end], clean[end]):
+                    break
             end += 1
         excerpt = clean[i:end]
         frames = _frames(excerpt)
@@ -106,6 +113,12 @@ def parse(lines: list[str], max_excerpt: int = 80) -> list[CrashReport]:
         reports.append(CrashReport(title, kind, frames[:5], clean[i], excerpt, location))
         i = end
     return reports
+
+
+def _is_own_die_banner(kind: str, so_far: list[str], line: str) -> bool:
+    """The die() banner ("Oops: Oops: 0000 [#1] ...") that a BUG/oops headline printed a few lines earlier."""
+    return (kind in ("bug", "oops") and bool(_DIE_BANNER.match(line))
+            and not any(_DIE_BANNER.match(x) for x in so_far))
 
 
 def _match_start(line: str) -> tuple[str, str, tuple[str, ...]] | None:

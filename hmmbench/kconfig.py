@@ -137,7 +137,9 @@ class ExprEvaluator:
             return tok.strip('"')
         if re.fullmatch(r"-?\d+|0x[0-9a-fA-F]+", tok):
             return tok
-        return self.values.get(f"CONFIG_{tok}", "n")
+        value = self.values.get(f"CONFIG_{tok}", "n")
+        # .config keeps string values quoted (CONFIG_FOO=""); compare them like the quoted constants.
+        return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
     def evaluate(self, expr: str) -> int:
         self.tokens = tokenize(expr)
@@ -385,7 +387,8 @@ def _safe_eval(ev: ExprEvaluator, expr: str) -> int:
 
 def _show(ev: ExprEvaluator, expr: str) -> str:
     parts = [f"{s}={ev.symbol_value(s)}" for s in dict.fromkeys(expr_symbols(expr))]
-    return "n (" + ", ".join(parts) + ")" if parts else "n"
+    value = "nmy"[_safe_eval(ev, expr)]  # "m" when a tristate dependency caps a wanted y
+    return f"{value} (" + ", ".join(parts) + ")" if parts else value
 
 
 def _deeper(expr: str, values: dict[str, str], index: KconfigIndex, depth: int) -> str:

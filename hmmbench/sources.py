@@ -63,7 +63,7 @@ class KernelTree:
                 if len(fields) == 4:
                     break
         v = f"{fields.get('VERSION', '?')}.{fields.get('PATCHLEVEL', '?')}"
-        if fields.get("SUBLEVEL", "0") != "0":
+        if fields.get("SUBLEVEL"):  # as the Makefile's KERNELVERSION: "6.12.0", "7.2.0-rc3"
             v += f".{fields['SUBLEVEL']}"
         return v + fields.get("EXTRAVERSION", "")
 

@@ -64,10 +64,11 @@ def decode_snapshot(byte: int) -> list[str]:
         return ["ERROR"]
     if byte == 0:
         return ["NONE"]
-    names = [n for n in ("READ", "WRITE", "PMD", "PUD", "ZERO") if byte & SNAPSHOT_FLAGS[n]]
-    dev = byte & 0xF0 & ~0x10
-    for n in ("DEV_PRIVATE_LOCAL", "DEV_PRIVATE_REMOTE", "DEV_COHERENT_LOCAL", "DEV_COHERENT_REMOTE"):
-        if dev == SNAPSHOT_FLAGS[n]:
+    names = [n for n in ("READ", "WRITE", "PMD", "PUD") if byte & SNAPSHOT_FLAGS[n]]
+    # The high nibble is one value, not bits (lib/test_hmm.c dmirror_mkentry): ZERO 0x10, DEV_* 0x20..0x50.
+    kind = byte & 0xF0
+    for n in ("ZERO", "DEV_PRIVATE_LOCAL", "DEV_PRIVATE_REMOTE", "DEV_COHERENT_LOCAL", "DEV_COHERENT_REMOTE"):
+        if kind == SNAPSHOT_FLAGS[n]:
             names.append(n)
     return names
 
@@ -106,7 +107,7 @@ class Libc:
         self.lib = self.ffi.dlopen(None)
 
     def addr(self, ptr) -> int:
-        return int(self.ffi.cast("uintptr_t", ptr))
+        return int(self.ffi.cast("uintptr_t", self.ffi.cast("void *", ptr)))
 
     def mmap(self, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0, hint: int = 0):
         """mmap that raises OSError; returns a ``unsigned char *``."""

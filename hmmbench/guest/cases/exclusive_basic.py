@@ -76,7 +76,7 @@ def observe(ctx, params: dict) -> dict:
     # Noise floor: the same write loop over an ordinary, already-faulted buffer.
     ctrl = ctx.mmap_anon(npages)
     ctx.libc.call("madvise", ctrl, size, uapi.MADV_NOHUGEPAGE)
-    ctx.ffi.memset(ctrl, 1, size)
+    ctx.ffi.memmove(ctrl, b"\x01" * size, size)
     touch_write(ctrl, npages, ps)
     f0 = ctx.minflt()
     touch_write(ctrl, npages, ps)

@@ -1,0 +1,40 @@
+"""End-to-end fixtures: real kernels, a real guest image, real QEMU. Every test here is ``slow``.
+
+Kernels and the image come from hmmbench's content-keyed cache, so each kernel is built once per
+machine and reused by every test (and by later CI runs on the same machine).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HMMBENCH = [sys.executable, "-m", "hmmbench"]
+
+
+def run_hmmbench(*args: str, timeout: float = 3600, cwd: Path | None = None,
+                 env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI; stderr (progress) is passed through so CI logs show where time goes."""
+    proc = subprocess.run([*HMMBENCH, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or REPO, env={**os.environ, **(env or {})})
+    sys.stderr.write(proc.stderr[-6000:])
+    return proc
+
+
+def qemu_pids() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64 -name hmmbench"], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left_behind():
+    """Every end-to-end test must leave no hmmbench QEMU process behind, whatever happened."""
+    before = qemu_pids()
+    yield
+    left = qemu_pids() - before
+    assert not left, f"QEMU processes left behind: {sorted(left)}"
