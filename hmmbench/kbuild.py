@@ -22,7 +22,7 @@ from hmmbench.sources import KernelTree
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAGMENT_DIR = REPO_ROOT / "kernel-config"
 ARCH = "x86_64"
-RECIPE_VERSION = 1  # bump when the build procedure changes in a way that changes the artifacts
+RECIPE_VERSION = 2  # bump when the build procedure changes in a way that changes the artifacts
 
 
 class BuildFailed(HarnessError):
@@ -230,13 +230,15 @@ class KernelBuilder:
 
 
 def read_banner(vmlinux: Path) -> str:
-    """The kernel's ``linux_banner`` (what /proc/version prints), found in the uncompressed vmlinux."""
-    data = vmlinux.read_bytes()
-    start = data.find(b"Linux version ")
-    while start != -1:
-        end = data.find(b"\n", start)
-        text = data[start:end]
-        if b"%" not in text and b"(" in text:  # skip format strings
-            return text.decode(errors="replace").strip()
-        start = data.find(b"Linux version ", start + 1)
-    raise HarnessError(f"no 'Linux version' banner in {vmlinux}")
+    """The kernel's ``linux_banner`` (what /proc/version prints), found in the uncompressed vmlinux.
+
+    vmlinux holds more than one candidate: since 6.1 a weak ``linux_banner`` in init/version.c whose
+    UTS_VERSION lacks the build number, and the real one (init/version-timestamp.c) with ``#<n>`` and
+    the build date; the candidate with a build number wins.
+    """
+    lines = [m.group(0).decode(errors="replace").strip()
+             for m in re.finditer(rb"Linux version [^\n%\x00]+", vmlinux.read_bytes())]
+    full = [line for line in lines if re.search(r"#\d+", line)]
+    if not full:
+        raise HarnessError(f"no linux_banner with a build number in {vmlinux} ({len(lines)} candidates)")
+    return max(full, key=len)

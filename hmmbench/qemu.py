@@ -34,7 +34,7 @@ class GuestConfig:
     numa_nodes: int = 2
     accel: str = "tcg"
     extra_append: list[str] = field(default_factory=list)
-    extra_drives: list[Path] = field(default_factory=list)
+    swap_mib: int = 256  # a sparse scratch disk, /dev/vdb in the guest, for the reclaim case's swap
 
 
 def free_port() -> int:
@@ -72,6 +72,7 @@ class QemuGuest:
         self.console_path = run_dir / f"{name}-console.log"
         self.qmp_path = run_dir / f".{name}-qmp.sock"
         self.overlay = run_dir / f".{name}-overlay.qcow2"
+        self.swap_disk = run_dir / f".{name}-swap.img"
         self.ssh_port = 0
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
@@ -115,8 +116,8 @@ class QemuGuest:
             "-chardev", f"file,id=con0,path={self.console_path}", "-serial", "chardev:con0",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
         ]
-        for i, drive in enumerate(cfg.extra_drives):
-            cmd += ["-drive", f"file={drive},if=virtio,format=raw,cache=unsafe,id=extra{i}"]
+        if cfg.swap_mib:
+            cmd += ["-drive", f"file={self.swap_disk},if=virtio,format=raw,cache=unsafe"]
         if cfg.numa_nodes > 1:
             per_node = cfg.memory_mib // cfg.numa_nodes
             for n in range(cfg.numa_nodes):
@@ -133,6 +134,9 @@ class QemuGuest:
         )
         if proc.returncode != 0:
             raise HarnessError(f"qemu-img create failed: {proc.stderr.strip()}", "apt-get install qemu-utils")
+        if self.cfg.swap_mib:
+            with open(self.swap_disk, "wb") as fh:
+                fh.truncate(self.cfg.swap_mib << 20)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -173,7 +177,7 @@ class QemuGuest:
                 except subprocess.TimeoutExpired:
                     continue
         procs.unregister(id(self))
-        for p in (self.overlay, self.qmp_path):
+        for p in (self.overlay, self.qmp_path, self.swap_disk):
             try:
                 p.unlink()
             except OSError:

@@ -42,8 +42,8 @@ class QemuSession:
         self.guest = guest
         self.consoles.append(guest.console_path)
         start = time.monotonic()
+        guest.start()
         with progress.step(f"booting {self.kernel.release} ({guest.describe()})"):
-            guest.start()
             deadline = start + boot_timeout()
             ssh = wait_for_ssh(
                 lambda: SshTarget("127.0.0.1", guest.ssh_port, "root", self.image.client_key,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import stat
 import time
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from pathlib import Path
 import paramiko
 
 from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch
+
+# paramiko logs every failed banner read from its transport thread; while a guest boots those are
+# expected, and the harness reports the real outcome itself.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class CommandTimeout(Exception):

@@ -39,6 +39,14 @@ class CaseSpec:
 
 CASES: dict[str, CaseSpec] = {}
 
+# The order cases run in: cheap, non-destructive ones first; the ones that stress the kernel last.
+CASE_ORDER = [
+    "exclusive_basic", "exclusive_mprotect", "exclusive_fork", "exclusive_thp", "exclusive_shared_and_file",
+    "exclusive_hugetlb", "exclusive_bad_args", "exclusive_two_devices", "exclusive_repeat", "exclusive_device_rw",
+    "exclusive_concurrent_cpu", "exclusive_mapcount", "exclusive_migration", "exclusive_reclaim", "exclusive_ksm",
+    "exclusive_soft_dirty",
+]
+
 
 def register(spec: CaseSpec) -> CaseSpec:
     CASES[spec.name] = spec
@@ -46,7 +54,7 @@ def register(spec: CaseSpec) -> CaseSpec:
 
 
 def load_all() -> dict[str, CaseSpec]:
-    for name in ("exclusive_basic",):
+    for name in CASE_ORDER:
         importlib.import_module(f"hmmbench.cases.{name}")
     return CASES
 

@@ -19,10 +19,7 @@ import time
 import traceback
 
 from . import kmsg, pagemap, uapi
-
-
-class Skip(Exception):
-    """The case cannot run on this target; the message says why (missing option, device, ...)."""
+from .skip import Skip
 
 
 class CaseContext:

@@ -27,6 +27,10 @@ KPF_NAMES = [
     "LOCKED", "ERROR", "REFERENCED", "UPTODATE", "DIRTY", "LRU", "ACTIVE", "SLAB", "WRITEBACK",
     "RECLAIM", "BUDDY", "MMAP", "ANON", "SWAPCACHE", "SWAPBACKED", "COMPOUND_HEAD", "COMPOUND_TAIL",
     "HUGE", "UNEVICTABLE", "HWPOISON", "NOPAGE", "KSM", "THP", "OFFLINE", "ZERO_PAGE", "IDLE", "PGTABLE",
+    # 27..31 unused; 32.. are the kernel's internal page flags (fs/proc/page.c, kernel-page-flags.h).
+    "BIT27", "BIT28", "BIT29", "BIT30", "BIT31",
+    "RESERVED", "MLOCKED", "MAPPEDTODISK", "PRIVATE", "PRIVATE_2", "OWNER_PRIVATE", "ARCH", "UNCACHED",
+    "SOFTDIRTY", "ARCH_2", "ARCH_3",
 ]
 KPF = {name: bit for bit, name in enumerate(KPF_NAMES)}
 

@@ -87,6 +87,7 @@ int munmap(void *addr, size_t length);
 int mprotect(void *addr, size_t len, int prot);
 int madvise(void *addr, size_t length, int advice);
 long syscall(long number, ...);
+void *memcpy(void *dest, const void *src, size_t n);
 """
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2

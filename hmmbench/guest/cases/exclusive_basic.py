@@ -11,26 +11,8 @@ The range is madvise(MADV_NOHUGEPAGE) so this case tests base pages only; THP is
 
 from __future__ import annotations
 
-from array import array
-
 from .. import uapi
-
-
-def pattern(npages: int, page_size: int) -> bytes:
-    """hmm-tests' pattern: the buffer as int32s holds 0, 1, 2, ..."""
-    return array("i", range(npages * page_size // 4)).tobytes()
-
-
-def touch_read(p, npages: int, page_size: int) -> int:
-    total = 0
-    for i in range(npages):
-        total += p[i * page_size]
-    return total
-
-
-def touch_write(p, npages: int, page_size: int) -> None:
-    for i in range(npages):
-        p[i * page_size] = p[i * page_size]
+from ..memops import pattern, touch_read, touch_write
 
 
 def calibrate_device_private(ctx, dev) -> dict:

@@ -1,0 +1,39 @@
+"""exclusive_two_devices: a second device taking the same pages revokes the first one's access.
+
+Rule (PASS needs all): dmirror0 takes the pages (CHECK_EXCLUSIVE on dmirror0 then EPERM); dmirror1
+takes the same pages; afterwards CHECK_EXCLUSIVE on dmirror0 returns 0 (it lost exclusivity) and on
+dmirror1 EPERM (it holds it); the PTEs are device-exclusive; both mirrors held the data; a CPU read
+then sees the data, and dmirror1 loses access too.
+"""
+
+from __future__ import annotations
+
+from hmmbench.cases import CaseSpec, register
+from hmmbench.cases._rules import decoded, failed_with, ioctl_text, ok_ioctl
+from hmmbench.verdict import Checks, Verdict
+
+SPEC = register(CaseSpec(
+    name="exclusive_two_devices",
+    description="dmirror0 then dmirror1 on the same pages: the first loses exclusivity",
+    rule=__doc__.split("Rule", 1)[1],
+))
+
+
+def judge(obs: dict, target: dict) -> Verdict:
+    n = obs["npages"]
+    c = Checks()
+    c.check("dmirror0 EXCLUSIVE succeeds", ok_ioctl(obs["dev0_exclusive"], n), ioctl_text(obs["dev0_exclusive"]))
+    c.check("dmirror0 holds the pages", failed_with(obs["check0_after_dev0"], "EPERM"),
+            ioctl_text(obs["check0_after_dev0"]))
+    c.check("dmirror1 EXCLUSIVE succeeds", ok_ioctl(obs["dev1_exclusive"], n), ioctl_text(obs["dev1_exclusive"]))
+    c.check("dmirror0 lost exclusivity", obs["check0_after_dev1"].get("ret") == 0, ioctl_text(obs["check0_after_dev1"]))
+    c.check("dmirror1 holds the pages", failed_with(obs["check1_after_dev1"], "EPERM"),
+            ioctl_text(obs["check1_after_dev1"]))
+    excl = [not d["present"] and d["swap"] for d in decoded(obs["after_dev1"])]
+    c.check("PTEs are device-exclusive after dmirror1", all(excl), f"{sum(excl)}/{n}")
+    c.check("both mirrors held the data", obs["mirror0_matches"] and obs["mirror1_matches"],
+            f"dmirror0 {obs['mirror0_matches']}, dmirror1 {obs['mirror1_matches']}")
+    c.check("CPU sees the data", obs["data_intact"], str(obs["data_intact"]))
+    c.check("CPU access revokes dmirror1 too", obs["check1_after_cpu"].get("ret") == 0,
+            ioctl_text(obs["check1_after_cpu"]))
+    return c.verdict("second device took over; first lost access; data consistent")

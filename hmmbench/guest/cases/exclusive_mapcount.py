@@ -1,0 +1,30 @@
+"""exclusive_mapcount: what /proc/kpagecount and KPF_MMAP say about a device-exclusive page.
+
+Before the series the conversion dropped the page's mapcount (folio_remove_rmap_pte), so an exclusive
+page looked unmapped to reclaim, migration and hwpoison: the root cause of the swap/migration bugs.
+"""
+
+from __future__ import annotations
+
+from .. import uapi
+from ..memops import pattern, touch_read
+
+NPAGES = 4
+
+
+def observe(ctx, params: dict) -> dict:
+    ps, n = ctx.page_size, NPAGES
+    size = n * ps
+    dev = ctx.device(0)
+    buf = ctx.mmap_anon(n)
+    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
+    data = pattern(n, ps, 99)
+    ctx.ffi.memmove(buf, data, size)
+    mirror = ctx.ffi.new("char[]", size)
+    obs: dict = {"npages": n, "before": ctx.page_state(buf, n)}
+    obs["exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(buf), n, mirror)
+    obs["while_exclusive"] = ctx.page_state(buf, n)
+    touch_read(buf, n, ps)
+    obs["after_restore"] = ctx.page_state(buf, n)
+    obs["data_intact"] = ctx.ffi.buffer(buf, size)[:] == data
+    return obs

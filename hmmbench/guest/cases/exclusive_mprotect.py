@@ -1,0 +1,70 @@
+"""exclusive_mprotect: mprotect on device-exclusive entries, and what a CPU read restores afterwards.
+
+Flow A: exclusive -> mprotect(PROT_READ) -> device WRITE (must be refused) -> CPU read.
+Flow B: exclusive -> mprotect(PROT_READ) -> mprotect(RW) -> CPU read -> SNAPSHOT (is the restored PTE
+writable?) -> CPU write (does it fault?).
+"""
+
+from __future__ import annotations
+
+from .. import uapi
+from ..memops import pattern, touch_read, touch_write
+
+NPAGES = 8
+
+
+def _buffer(ctx, seed: int):
+    size = NPAGES * ctx.page_size
+    p = ctx.mmap_anon(NPAGES)
+    ctx.libc.call("madvise", p, size, uapi.MADV_NOHUGEPAGE)
+    data = pattern(NPAGES, ctx.page_size, seed)
+    ctx.ffi.memmove(p, data, size)
+    return p, data
+
+
+def observe(ctx, params: dict) -> dict:
+    ps, n = ctx.page_size, NPAGES
+    size = n * ps
+    dev = ctx.device(0)
+    obs: dict = {"npages": n}
+    mirror = ctx.ffi.new("char[]", size)
+
+    a, a_data = _buffer(ctx, 0)
+    a_addr = ctx.libc.addr(a)
+    obs["a_before"] = ctx.pagemap(a, n)
+    obs["a_exclusive"] = dev.command("EXCLUSIVE", a_addr, n, mirror)
+    obs["a_while_exclusive"] = ctx.pagemap(a, n)
+    obs["a_mprotect_read"] = ctx.libc.call("mprotect", a, size, uapi.PROT_READ)
+    obs["a_after_mprotect"] = ctx.pagemap(a, n)
+    src = ctx.ffi.new("char[]", pattern(n, ps, 1_000_000))
+    obs["a_device_write"] = dev.command("WRITE", a_addr, n, src)
+    f0 = ctx.minflt()
+    touch_read(a, n, ps)
+    obs["a_read_faults"] = ctx.minflt() - f0
+    obs["a_after_read"] = ctx.pagemap(a, n)
+    obs["a_data_intact"] = ctx.ffi.buffer(a, size)[:] == a_data
+
+    b, b_data = _buffer(ctx, 5000)
+    b_addr = ctx.libc.addr(b)
+    obs["b_before"] = ctx.pagemap(b, n)
+    obs["b_exclusive"] = dev.command("EXCLUSIVE", b_addr, n, mirror)
+    obs["b_mprotect_read"] = ctx.libc.call("mprotect", b, size, uapi.PROT_READ)
+    obs["b_after_mprotect_read"] = ctx.pagemap(b, n)
+    obs["b_mprotect_rw"] = ctx.libc.call("mprotect", b, size, uapi.PROT_READ | uapi.PROT_WRITE)
+    obs["b_after_mprotect_rw"] = ctx.pagemap(b, n)
+    touch_read(b, n, ps)
+    obs["b_after_read"] = ctx.pagemap(b, n)
+    snap = ctx.ffi.new("unsigned char[]", n)
+    obs["b_snapshot_cmd"] = dev.command("SNAPSHOT", b_addr, n, snap)
+    obs["b_snapshot"] = list(snap)
+
+    ctrl, _ = _buffer(ctx, 9000)
+    touch_write(ctrl, n, ps)
+    f0 = ctx.minflt()
+    touch_write(ctrl, n, ps)
+    obs["control_write_faults"] = ctx.minflt() - f0
+    f0 = ctx.minflt()
+    touch_write(b, n, ps)
+    obs["b_write_faults"] = ctx.minflt() - f0
+    obs["b_data_intact"] = ctx.ffi.buffer(b, size)[:] == b_data
+    return obs
