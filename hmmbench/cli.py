@@ -17,8 +17,9 @@ from hmmbench.errors import HarnessError
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--kernel", help="debian-6.12 (default; before the series) or debian-7.2 (after it)")
-    g.add_argument("--tree", help="any kernel source tree: a git checkout or a plain directory")
+    g.add_argument("--kernel", help="debian-6.12 (default; before the series), debian-7.2 (after it), a tree "
+                   "path, or PATH@REV (a commit of a git tree, built from a worktree hmmbench owns)")
+    g.add_argument("--tree", help="any kernel source tree (git checkout or plain directory), or PATH@REV")
     p.add_argument("--base", default="tinyconfig", help="base config: tinyconfig (default), defconfig, or a FILE")
     p.add_argument("--fragment", action="append", type=Path,
                    help="Kconfig fragment (repeatable); default: every file in kernel-config/")
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=int, default=2048, help="guest memory in MiB")
     run.add_argument("--numa-nodes", type=int, default=2)
     run.add_argument("--junit", type=Path, help="also write JUnit XML here")
+    run.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
     run.add_argument("--json", type=Path, help="also write results.json here")
 
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
@@ -106,7 +108,7 @@ def dispatch(args: argparse.Namespace) -> int:
         req = runner.RunRequest(
             kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
             base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
-            memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit,
+            memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
         )
         code, res = runner.run(req)
         if args.json:

@@ -37,6 +37,7 @@ class RunRequest:
     memory_mib: int = 2048
     numa_nodes: int = 2
     junit: Path | None = None
+    case_timeout: float | None = None
 
 
 def select_cases(names: list[str]) -> list[cases.CaseSpec]:
@@ -76,7 +77,7 @@ def run(req: RunRequest) -> tuple[int, dict]:
     case_results: list[dict] = []
     try:
         session.boot()
-        case_results = execute(session, specs, out_dir)
+        case_results = execute(session, specs, out_dir, req.case_timeout)
         info = session.target.info if session.target else {}
     finally:
         session.close()
@@ -109,7 +110,8 @@ def run(req: RunRequest) -> tuple[int, dict]:
     return results.exit_code(case_results), res
 
 
-def execute(session: QemuSession, specs: list[cases.CaseSpec], out_dir: Path) -> list[dict]:
+def execute(session: QemuSession, specs: list[cases.CaseSpec], out_dir: Path,
+            timeout_override: float | None = None) -> list[dict]:
     """Run every variant of every case; recover from hangs and crashes with a fresh guest."""
     out: list[dict] = []
     case_dir = out_dir / "cases"
@@ -124,10 +126,11 @@ def execute(session: QemuSession, specs: list[cases.CaseSpec], out_dir: Path) ->
             mark = len(session.console_lines())
             t0 = time.monotonic()
             restart_reason = None
+            timeout = timeout_override or spec.timeout
             try:
-                record = session.target.run_case(spec.name, params, spec.timeout)
+                record = session.target.run_case(spec.name, params, timeout)
             except CommandTimeout:
-                record = {"case": spec.name, "params": params, "status": "hang", "timeout": spec.timeout}
+                record = {"case": spec.name, "params": params, "status": "hang", "timeout": timeout}
                 restart_reason = f"{case_id} hung"
             except (ConnectionLost, AgentError) as exc:
                 if isinstance(exc, ConnectionLost) or not session.alive():

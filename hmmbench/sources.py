@@ -203,11 +203,50 @@ def fetch_debian(name: str, refresh: bool = False) -> KernelTree:
         return KernelTree(path=final, identity=identity, label=f"{name} ({version})")
 
 
+def tree_at_rev(repo: Path, rev: str) -> KernelTree:
+    """``PATH@REV``: the commit REV of git repo PATH, checked out in a worktree that hmmbench owns.
+
+    The user's checkout is never touched. One worktree per repository is reused for every revision,
+    so a walk over a series (or a bisection) only changes the files that differ between commits and
+    the build directory keyed by the worktree's path rebuilds incrementally.
+    """
+    repo = repo.expanduser().resolve()
+    if _git(repo, "rev-parse", "--git-dir").returncode != 0:
+        raise HarnessError(f"{repo} is not a git repository", "PATH@REV needs a git checkout; or pass a plain --tree")
+    proc = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if proc.returncode != 0:
+        raise HarnessError(f"{repo}: no commit {rev!r}", f"check with: git -C {repo} log --oneline {rev}")
+    commit = proc.stdout.decode().strip()
+    worktree = cache.cache_root() / "worktrees" / cache.stable_hash(str(repo))
+    with cache.locked(worktree.with_suffix(".lock")):
+        if not (worktree / ".git").exists():
+            _git(repo, "worktree", "prune")
+            with progress.step(f"creating worktree {worktree} for {repo}"):
+                add = _git(repo, "worktree", "add", "--detach", "--force", str(worktree), commit)
+                if add.returncode != 0:
+                    raise HarnessError(f"git worktree add failed: {add.stderr.decode().strip()[-300:]}")
+        else:
+            co = _git(worktree, "checkout", "--detach", "--force", "--quiet", commit)
+            if co.returncode != 0:
+                raise HarnessError(f"git checkout {commit[:12]} failed: {co.stderr.decode().strip()[-300:]}")
+            _git(worktree, "clean", "-fdq")
+    check_kernel_tree(worktree)
+    return KernelTree(path=worktree, identity=f"git:{commit}", label=f"{repo}@{rev} ({commit[:12]})")
+
+
+def resolve_spec(spec: str) -> KernelTree:
+    """A KERNEL argument: ``debian-6.12``, ``debian-7.2``, a tree path, or ``PATH@REV``."""
+    if spec in DEBIAN_KERNELS:
+        return fetch_debian(spec)
+    if "@" in spec and not Path(spec).exists():
+        path, _, rev = spec.rpartition("@")
+        return tree_at_rev(Path(path), rev)
+    return tree_from_path(Path(spec))
+
+
 def resolve_kernel(kernel: str | None, tree: str | None) -> KernelTree:
-    """The tree for ``--kernel NAME`` or ``--tree PATH`` (default: the embedded default kernel)."""
-    if tree:
-        return tree_from_path(Path(tree))
-    return fetch_debian(kernel or DEFAULT_KERNEL)
+    """The tree for ``--kernel KERNEL`` or ``--tree PATH[@REV]`` (default: the embedded default kernel)."""
+    return resolve_spec(tree or kernel or DEFAULT_KERNEL)
 
 
 def describe_known() -> str:

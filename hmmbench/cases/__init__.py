@@ -67,10 +67,27 @@ def kernel_trouble(record: dict, console_lines: list[str] | None) -> list[consol
     return reports
 
 
+# Taint flags that mean the kernel complained (W warning, D died/oops, B bad page, L soft lockup).
+TROUBLE_TAINTS = "WDBL"
+
+
+def new_taints(record: dict) -> str:
+    """Trouble taint letters that appeared while the case ran."""
+    before = console.taint_letters(record.get("tainted_before"))
+    after = console.taint_letters(record.get("tainted_after"))
+    return "".join(ch for ch in after if ch not in before and ch in TROUBLE_TAINTS)
+
+
 def judge_record(spec: CaseSpec, record: dict, target: dict, console_lines: list[str] | None = None) -> Verdict:
     """The verdict for one case run: kernel trouble first, then skip/error/hang, then the case's rule."""
     reports = kernel_trouble(record, console_lines)
     crashes = [r.to_dict() for r in reports]
+    tainted = new_taints(record)
+    if tainted and not reports:
+        inner = _inner_verdict(spec, record, target)
+        seen = f"FAIL taint: {record.get('tainted_before')} -> {record.get('tainted_after')}"
+        return Verdict(Status.FAIL, f"kernel tainted during the case ({tainted}) with no report captured",
+                       [seen] + inner.evidence, ["taint"] + inner.failed_checks)
     status = record.get("status")
     if status == "hang":
         title = reports[0].title if reports else "no kernel message"

@@ -1,8 +1,8 @@
 """exclusive_device_rw: the device reads and writes pages it holds exclusively.
 
-While exclusive: HMM_DMIRROR_READ must return the CPU's data; HMM_DMIRROR_WRITE of new data must land
-in the pages; CHECK_EXCLUSIVE tells whether the device still holds them; a CPU read then sees the
-device's data.
+While exclusive: HMM_DMIRROR_READ must return the CPU's data (served from the device's atomic mapping);
+HMM_DMIRROR_WRITE of new data must land in the pages; CHECK_EXCLUSIVE after each tells whether the
+device still holds them; a CPU read then sees the device's data.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ def observe(ctx, params: dict) -> dict:
     obs["device_read"] = dev.command("READ", addr, n, out)
     obs["device_read_matches"] = ctx.ffi.buffer(out, size)[:] == cpu_data
     obs["after_device_read"] = ctx.pagemap(buf, n)
+    obs["check_after_device_read"] = dev.command("CHECK_EXCLUSIVE", addr, n)
     src = ctx.ffi.new("char[]", dev_data)
     obs["device_write"] = dev.command("WRITE", addr, n, src)
     obs["after_device_write"] = ctx.pagemap(buf, n)
-    obs["check_after_device_io"] = dev.command("CHECK_EXCLUSIVE", addr, n)
+    obs["check_after_device_write"] = dev.command("CHECK_EXCLUSIVE", addr, n)
     obs["cpu_sees_device_data"] = ctx.ffi.buffer(buf, size)[:] == dev_data
     obs["after_cpu"] = ctx.pagemap(buf, n)
     return obs

@@ -1,0 +1,84 @@
+"""A git history on top of the Debian 6.12 tree, for tests that need patched kernels.
+
+The repository is made once per machine under the hmmbench cache (the fetched tree is its work tree
+for the first commit; no copy), and test commits are written with git plumbing (no checkout) with
+fixed author/committer dates, so the same patch always yields the same commit hash and therefore the
+same cached kernel build on the next CI run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from hmmbench import cache, sources
+
+FIXED_DATE = "2026-01-01T00:00:00+0000"
+BASE_BRANCH = "debian-base"
+
+
+def _env(index: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "GIT_AUTHOR_NAME": "hmmbench tests", "GIT_AUTHOR_EMAIL": "tests@hmmbench.invalid",
+        "GIT_COMMITTER_NAME": "hmmbench tests", "GIT_COMMITTER_EMAIL": "tests@hmmbench.invalid",
+        "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE,
+    })
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
+    return env
+
+
+def git_raw(repo: Path, *args: str, index: Path | None = None, input: bytes | None = None) -> bytes:
+    proc = subprocess.run(["git", "--git-dir", str(repo), *args], capture_output=True, input=input,
+                          env=_env(index))
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr.decode().strip()}")
+    return proc.stdout
+
+
+def git(repo: Path, *args: str, index: Path | None = None, input: bytes | None = None) -> str:
+    return git_raw(repo, *args, index=index, input=input).decode().strip()
+
+
+def ensure_repo() -> Path:
+    """The bare repository holding the Debian 6.12 tree as branch ``debian-base`` (made once)."""
+    tree = sources.fetch_debian("debian-6.12")
+    repo = cache.cache_root() / "testrepos" / f"{cache.stable_hash(tree.identity)}.git"
+    with cache.locked(repo.with_suffix(".lock")):
+        if (repo / "refs" / "heads" / BASE_BRANCH).exists():
+            return repo
+        repo.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+        index = repo / "import-index"
+        work = ["--work-tree", str(tree.path)]
+        subprocess.run(["git", "--git-dir", str(repo), *work, "add", "-A", "."], check=True, env=_env(index),
+                       capture_output=True)
+        tree_sha = git(repo, "write-tree", index=index)
+        commit = git(repo, "commit-tree", tree_sha, "-m", f"Debian linux-source-6.12 ({tree.label})")
+        git(repo, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
+        index.unlink()
+    return repo
+
+
+def commit_change(repo: Path, parent: str, message: str, edits: dict[str, tuple[str, str]]) -> str:
+    """A commit on ``parent`` replacing, in each file, the first ``old`` by ``new``; returns its hash."""
+    index = repo / f"tmp-index-{os.getpid()}"
+    try:
+        git(repo, "read-tree", parent, index=index)
+        for path, (old, new) in edits.items():
+            text = git_raw(repo, "show", f"{parent}:{path}").decode()
+            if old not in text:
+                raise RuntimeError(f"{path}: text to replace not found: {old[:60]!r}")
+            blob = git(repo, "hash-object", "-w", "--stdin", input=text.replace(old, new, 1).encode())
+            git(repo, "update-index", "--cacheinfo", f"100644,{blob},{path}", index=index)
+        tree_sha = git(repo, "write-tree", index=index)
+    finally:
+        index.unlink(missing_ok=True)
+    return git(repo, "commit-tree", tree_sha, "-p", parent, "-m", message)
+
+
+def branch(repo: Path, name: str, commit: str) -> str:
+    git(repo, "update-ref", f"refs/heads/{name}", commit)
+    return commit
