@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
     run.add_argument("--json", type=Path, help="also write results.json here")
 
+    st = sub.add_parser("selftest", help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
+    _kernel_args(st)
+    st.add_argument("--out", type=Path, help="results directory")
+    st.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    st.add_argument("--timeout", type=float, default=900.0, help="seconds hmm-tests may run")
+
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
 
@@ -116,6 +122,14 @@ def dispatch(args: argparse.Namespace) -> int:
 
             results.write_json(args.json, res)
         print(report.table(res))
+        return code
+    if args.command == "selftest":
+        from hmmbench import selftest_run
+
+        req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
+                                base=args.base, fragments=args.fragment)
+        code, res = selftest_run.run(req, timeout=args.timeout)
+        print(selftest_run.table(res))
         return code
     if args.command == "judge":
         code, res = runner.rejudge(args.results)

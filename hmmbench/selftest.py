@@ -41,6 +41,7 @@ DEFAULT_LDLIBS = ["-lrt", "-lpthread", "-lm"]
 # Helpers that mm/Makefile links into every test; used when the Makefile cannot be read.
 HELPER_SOURCES = ("vm_util.c", "thp_settings.c", "hugepage_settings.c")
 SUBPROCESS_TIMEOUT = 1800.0
+RECIPE_VERSION = 1  # bump when the flags or the recipe change what is built
 
 # hmm-tests' device-exclusive tests -> the hmmbench case that checks the same behaviour.
 EXCLUSIVE_CASES: dict[str, str] = {
@@ -263,7 +264,8 @@ def is_static_x86_64(path: Path) -> bool:
 
 def selftest_dir(identity: str, gcc: str | None = None) -> Path:
     """The cache entry for hmm-tests built from the tree ``identity`` with this host's gcc."""
-    return cache.cache_root() / "selftests" / cache.stable_hash(identity, BINARY, gcc or gcc_version())
+    return cache.cache_root() / "selftests" / cache.stable_hash(identity, BINARY, gcc or gcc_version(),
+                                                                RECIPE_VERSION)
 
 
 def _cached_binary(final_dir: Path) -> Path | None:
@@ -278,10 +280,10 @@ def _compile(tree_path: Path, work: Path, log_path: Path, label: str) -> tuple[l
     """Generate uapi headers into ``work/kobj`` and compile the static binary to ``work/hmm-tests``."""
     env = _build_env(work)
     objdir = work / "kobj"
+    recipe = hmm_tests_recipe(tree_path)  # first: a tree without hmm-tests.c fails before make runs
     with progress.step(f"generating uapi headers from {label} (make O=... headers)"):
         if _run_logged(headers_command(tree_path, objdir), log_path, None, env) != 0:
             raise _failure(f"make headers for {label}", log_path)
-    recipe = hmm_tests_recipe(tree_path)
     cmd = compile_command(tree_path, objdir / "usr" / "include", recipe, work / BINARY)
     with progress.step(f"compiling static {BINARY} ({' '.join(recipe.sources)})"):
         if _run_logged(cmd, log_path, tree_path / SELFTEST_MM, env) != 0:

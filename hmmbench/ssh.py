@@ -26,7 +26,15 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 class CommandTimeout(Exception):
-    """The remote command did not finish before its deadline (the target may be hung)."""
+    """The remote command did not finish before its deadline (the target may be hung).
+
+    Carries what the command printed until then: for a test program, the results so far.
+    """
+
+    def __init__(self, message: str, stdout: str = "", stderr: str = "") -> None:
+        super().__init__(message)
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 class ConnectionLost(Exception):
@@ -143,7 +151,8 @@ class SshTarget:
                     raise ConnectionLost("SSH connection lost while the command ran")
                 if time.monotonic() > deadline:
                     chan.close()
-                    raise CommandTimeout(f"{command!r} did not finish within {timeout:.0f}s")
+                    raise CommandTimeout(f"{command!r} did not finish within {timeout:.0f}s",
+                                         out.decode(errors="replace"), err.decode(errors="replace"))
                 time.sleep(0.02)
             status = chan.recv_exit_status()
             chan.close()
@@ -172,6 +181,15 @@ class SshTarget:
         finally:
             sftp.close()
         return count
+
+    def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        assert self.client is not None
+        sftp = self.client.open_sftp()
+        try:
+            sftp.put(str(local), remote)
+            sftp.chmod(remote, mode)
+        finally:
+            sftp.close()
 
     def close(self) -> None:
         if self.client is not None:

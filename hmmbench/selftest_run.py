@@ -1,0 +1,116 @@
+"""``hmmbench selftest``: the kernel's own hmm-tests beside hmmbench's cases, on the same guest.
+
+hmm-tests is built from the same tree as the kernel (static, on the host), copied in, and run; its
+KTAP is parsed. In the same boot hmmbench runs the cases that check what hmm-tests' device-exclusive
+tests check (exclusive -> exclusive_basic, exclusive_mprotect, exclusive_cow -> exclusive_fork), and
+every pair whose verdicts disagree is printed: one of the two tests is wrong, or sees something the
+other does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from hmmbench import accel, cases, progress, results, runner, selftest
+from hmmbench.qemu import GuestConfig
+from hmmbench.session import QemuSession
+from hmmbench.ssh import CommandTimeout, ConnectionLost
+
+REMOTE_BINARY = "/tmp/hmm-tests"
+SELFTEST_TIMEOUT = 900.0
+
+
+def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int, dict]:
+    started = time.monotonic()
+    tree, kernel, image = runner.prepare(req)
+    binary = selftest.build_hmm_tests(tree.path, tree.identity)
+    acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
+    out_dir = (req.out_dir or runner.default_out_dir(kernel.release + "-selftest")).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
+    session = QemuSession(kernel, image, out_dir, cfg)
+    ours: list[dict] = []
+    try:
+        target = session.boot()
+        target.ssh.put_file(binary, REMOTE_BINARY, 0o755)
+        mark = len(session.console_lines())
+        with progress.step(f"running hmm-tests ({binary})"):
+            text, ended = _run_binary(session, timeout)
+        (out_dir / "hmm-tests.txt").write_text(text)
+        (out_dir / "hmm-tests-console.txt").write_text("\n".join(session.console_lines()[mark:]) + "\n")
+        if session.target is None or not session.alive():
+            session.restart("hmm-tests " + ended)
+        mapped = [cases.load_all()[name] for name in dict.fromkeys(selftest.EXCLUSIVE_CASES.values())]
+        ours = runner.execute(session, mapped, out_dir, req.case_timeout)
+    finally:
+        session.close()
+    parsed = selftest.parse_ktap(text)
+    rows, disagreements = compare(parsed, ours)
+    res = {
+        "schema": "hmmbench.selftest/1",
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - started, 1),
+        "kernel": {"label": tree.label, "release": kernel.release, "tree_identity": kernel.tree_identity,
+                   "config_hash": kernel.config_hash},
+        "accel": acc, "accel_why": why, "binary": str(binary), "ended": ended,
+        "selftest": [{"name": r.name, "status": r.status, "reason": r.reason, "diagnostics": list(r.diagnostics)}
+                     for r in parsed],
+        "selftest_summary": selftest.summarize(parsed),
+        "cases": ours,
+        "comparison": rows,
+        "disagreements": disagreements,
+    }
+    results.write_json(out_dir / "selftest.json", res)
+    failed = any(r.status in ("FAIL", "ERROR") for r in parsed) or any(
+        c["verdict"]["status"] == "FAIL" for c in ours)
+    return (1 if disagreements or failed else 0), res
+
+
+def _run_binary(session: QemuSession, timeout: float) -> tuple[str, str]:
+    """hmm-tests' output and how it ended (exit status, timeout, or lost target)."""
+    assert session.target is not None
+    try:
+        res = session.target.ssh.run(f"cd /tmp && {REMOTE_BINARY} 2>&1", timeout=timeout)
+        return res.stdout, f"exit status {res.status}"
+    except CommandTimeout as exc:
+        session.target = None
+        return exc.stdout, f"timeout after {timeout:.0f}s"
+    except ConnectionLost as exc:
+        session.target = None
+        return "", f"target lost: {exc}"
+
+
+def compare(parsed: list[selftest.SelftestResult], ours: list[dict]) -> tuple[list[dict], list[str]]:
+    """One row per hmm-tests exclusive test; a disagreement where one says PASS and the other FAIL."""
+    by_case: dict[str, list[str]] = {}
+    for c in ours:
+        by_case.setdefault(c["case"], []).append(c["verdict"]["status"])
+    rows, disagreements = [], []
+    for r in parsed:
+        case = selftest.EXCLUSIVE_CASES.get(r.test)
+        if case is None:
+            continue
+        mine = "FAIL" if "FAIL" in by_case.get(case, []) else ("PASS" if by_case.get(case) else "not run")
+        rows.append({"selftest": r.name, "selftest_status": r.status, "case": case, "case_status": mine,
+                     "reason": r.reason, "diagnostics": list(r.diagnostics)[-3:]})
+        if {r.status, mine} == {"PASS", "FAIL"} or (r.status == "ERROR" and mine == "PASS"):
+            disagreements.append(f"{r.name}: hmm-tests says {r.status}, hmmbench {case} says {mine}")
+    return rows, disagreements
+
+
+def table(res: dict) -> str:
+    lines = [f"kernel {res['kernel']['release']} ({res['kernel']['label']}); hmm-tests {res['ended']}; "
+             f"summary {res['selftest_summary']}", ""]
+    w = max([len(r["selftest"]) for r in res["comparison"]] + [8])
+    lines.append(f"{'hmm-tests':<{w}}  {'result':<6}  hmmbench case         verdict")
+    for r in res["comparison"]:
+        lines.append(f"{r['selftest']:<{w}}  {r['selftest_status']:<6}  {r['case']:<20}  {r['case_status']}")
+        for d in r["diagnostics"] if r["selftest_status"] in ("FAIL", "ERROR") else []:
+            lines.append(f"{'':<{w}}    {d}")
+    others = [s for s in res["selftest"] if s["status"] in ("FAIL", "ERROR")
+              and s["name"] not in {r["selftest"] for r in res["comparison"]}]
+    if others:
+        lines += ["", "other hmm-tests failures: " + ", ".join(f"{s['name']} ({s['status']})" for s in others)]
+    lines += ["", "disagreements: " + ("; ".join(res["disagreements"]) if res["disagreements"] else "none")]
+    return "\n".join(lines)

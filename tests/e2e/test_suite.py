@@ -1,0 +1,109 @@
+"""The whole case suite on both default kernels, and the differences the series is known to make.
+
+Linux 6.12.117 is before "mm: fixes for device-exclusive entries (hmm)", Linux 7.2.13 after it. The
+facts file (shared/notes/device-exclusive-facts.md) predicts what changed; each prediction is asserted
+here against the real guests' observations.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hmmbench.guest.pagemap import decode_pagemap
+
+from .conftest import run_hmmbench
+
+pytestmark = pytest.mark.slow
+
+ALL_CASES = 16
+
+
+@pytest.fixture(scope="module")
+def suite_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    out = {}
+    for kernel in ("debian-6.12", "debian-7.2"):
+        d = tmp_path_factory.mktemp(kernel)
+        proc = run_hmmbench("run", "--kernel", kernel, "--out", str(d))
+        assert proc.returncode in (0, 1), f"{kernel}: harness error\n{proc.stderr[-3000:]}"
+        out[kernel] = json.loads((d / "results.json").read_text())
+    return out
+
+
+def verdict(res: dict, case_id: str) -> str:
+    return next(c["verdict"]["status"] for c in res["cases"] if c["id"] == case_id)
+
+
+def obs(res: dict, case_id: str) -> dict:
+    return next(c["record"]["observations"] for c in res["cases"] if c["id"] == case_id)
+
+
+def test_every_case_runs_and_gets_a_verdict(suite_results: dict[str, dict]) -> None:
+    for kernel, res in suite_results.items():
+        cases = {c["case"] for c in res["cases"]}
+        assert len(cases) == ALL_CASES, f"{kernel}: {sorted(cases)}"
+        for c in res["cases"]:
+            v = c["verdict"]
+            assert v["status"] in ("PASS", "FAIL", "SKIP"), f"{kernel} {c['id']}: {v}"
+            if v["status"] == "SKIP":
+                assert v["summary"], "a SKIP must say why"
+            if v["status"] == "FAIL":
+                assert any(line.startswith("FAIL") for line in v["evidence"]), "a FAIL must carry evidence"
+
+
+def test_swap_type_of_a_device_exclusive_entry(suite_results: dict[str, dict]) -> None:
+    def types(res: dict) -> set[int]:
+        entries = obs(res, "exclusive_basic[npages=1024]")["while_exclusive"]["pagemap"]
+        return {decode_pagemap(e)["swap_type"] for e in entries}
+
+    assert types(suite_results["debian-6.12"]) == {29}  # SWP_DEVICE_EXCLUSIVE_WRITE
+    assert types(suite_results["debian-7.2"]) == {30}  # the single SWP_DEVICE_EXCLUSIVE (patch 6)
+
+
+def test_basic_round_trip_passes_on_both(suite_results: dict[str, dict]) -> None:
+    for res in suite_results.values():
+        assert verdict(res, "exclusive_basic[npages=4]") == "PASS"
+        assert verdict(res, "exclusive_basic[npages=1024]") == "PASS"
+
+
+def test_thp_exclusive_fixed_by_the_series(suite_results: dict[str, dict]) -> None:
+    pre, post = suite_results["debian-6.12"], suite_results["debian-7.2"]
+    assert verdict(pre, "exclusive_thp") == "FAIL"
+    o = obs(pre, "exclusive_thp")
+    assert o["head"]["ret"] == 0 and sum(not decode_pagemap(e)["present"] for e in o["after_head"]) == 512
+    assert o["tail"]["ret"] == -1 and o["tail"]["errno"] == 16  # EBUSY
+    assert verdict(post, "exclusive_thp") == "PASS"
+
+
+def test_mapcount_of_exclusive_pages(suite_results: dict[str, dict]) -> None:
+    assert obs(suite_results["debian-6.12"], "exclusive_mapcount")["while_exclusive"]["kpagecount"] == [0] * 4
+    assert verdict(suite_results["debian-6.12"], "exclusive_mapcount") == "FAIL"
+    assert obs(suite_results["debian-7.2"], "exclusive_mapcount")["while_exclusive"]["kpagecount"] == [1] * 4
+    assert verdict(suite_results["debian-7.2"], "exclusive_mapcount") == "PASS"
+
+
+def test_migration_of_exclusive_pages(suite_results: dict[str, dict]) -> None:
+    assert verdict(suite_results["debian-6.12"], "exclusive_migration") == "FAIL"
+    assert verdict(suite_results["debian-7.2"], "exclusive_migration") == "PASS"
+
+
+def test_mprotect_type_and_restored_writability(suite_results: dict[str, dict]) -> None:
+    from hmmbench.cases.exclusive_mprotect import restored_writability
+
+    pre, post = (obs(suite_results[k], "exclusive_mprotect") for k in ("debian-6.12", "debian-7.2"))
+    pre_types = {decode_pagemap(e)["swap_type"] for e in pre["a_after_mprotect"]}
+    post_types = {decode_pagemap(e)["swap_type"] for e in post["a_after_mprotect"]}
+    assert pre_types == {30} and post_types == {30}  # 6.12: EXCLUSIVE_READ; 7.2: unchanged single type
+    assert restored_writability(pre) == "read-only"  # patch 5
+    assert restored_writability(post) == "writable"
+
+
+def test_errno_for_memory_that_cannot_be_exclusive(suite_results: dict[str, dict]) -> None:
+    for kernel, errno_value in (("debian-6.12", 16), ("debian-7.2", 95)):  # EBUSY, EOPNOTSUPP (patch 3)
+        res = suite_results[kernel]
+        shared = obs(res, "exclusive_shared_and_file")["mappings"]["shared_anon"]["exclusive"]
+        assert shared["errno"] == errno_value, kernel
+        assert obs(res, "exclusive_hugetlb")["one_page"]["errno"] == errno_value, kernel
+        assert verdict(res, "exclusive_shared_and_file") == "PASS"
+        assert verdict(res, "exclusive_hugetlb") == "PASS"
