@@ -63,6 +63,36 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     st.add_argument("--timeout", type=float, default=900.0, help="seconds hmm-tests may run")
 
+    gate = sub.add_parser("gate", help="the suite on a base and a patched kernel: fixed, regressed, changed")
+    gate.add_argument("--base", dest="base_kernel", default=None,
+                      help="KERNEL before the change (debian-6.12, debian-7.2, a tree path, PATH@REV); "
+                           "default debian-6.12")
+    gate.add_argument("--patched", default=None, help="KERNEL after the change; default debian-7.2")
+    gate.add_argument("--config-base", dest="base", default="tinyconfig", help="base config for both builds")
+    gate.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
+    gate.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
+    gate.add_argument("--out", type=Path, help="results directory (default hmmbench-results/gate-TIME)")
+    gate.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    gate.add_argument("--markdown", type=Path, help="write the mail-ready plain-text report here")
+    gate.add_argument("--json", type=Path, help="write the gate report (schema hmmbench.gate/1) here")
+    gate.add_argument("--junit", type=Path, help="write JUnit XML here")
+    gate.add_argument("--ktap", action="store_true", help="print KTAP instead of the table")
+    gate.add_argument("--timeout", type=float, help="per-case timeout in seconds")
+
+    ser = sub.add_parser("series", help="build, boot and run the suite at every commit of a series")
+    ser.add_argument("--tree", required=True, help="git repository of the kernel")
+    ser.add_argument("--base", dest="base_rev", required=True, help="revision the series starts from")
+    ser.add_argument("--tip", default="HEAD", help="last commit to walk to (default HEAD; ignored with --patches)")
+    ser.add_argument("--patches", type=Path, help="directory of *.patch files or an mbox, applied with git am "
+                     "on a fresh branch from --base")
+    ser.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
+    ser.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
+    ser.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
+    ser.add_argument("--out", type=Path, help="results directory")
+    ser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    ser.add_argument("--timeout", type=float, help="per-case timeout in seconds")
+    ser.add_argument("--json", type=Path, help="also write the series report here")
+
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
 
@@ -131,6 +161,10 @@ def dispatch(args: argparse.Namespace) -> int:
         code, res = selftest_run.run(req, timeout=args.timeout)
         print(selftest_run.table(res))
         return code
+    if args.command == "gate":
+        return _gate(args)
+    if args.command == "series":
+        return _series(args)
     if args.command == "judge":
         code, res = runner.rejudge(args.results)
         print(report.evidence(res))
@@ -143,6 +177,43 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"{spec.name}: {spec.description}\n  variants: {variants}\n  rule:{spec.rule.rstrip()}\n")
         return 0
     raise HarnessError(f"unknown command {args.command}")
+
+
+def _series(args: argparse.Namespace) -> int:
+    from hmmbench import results, runner, series
+
+    repo = Path(args.tree).expanduser().resolve()
+    tip = series.apply_patches(repo, args.base_rev, args.patches) if args.patches else args.tip
+    out = (args.out or series.series_out_dir()).resolve()
+    req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
+                            case_timeout=args.timeout)
+    report = series.walk(req, repo, args.base_rev, tip, out)
+    if args.json:
+        results.write_json(args.json, report)
+    print(series.text(report))
+    return series.exit_code(report)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from hmmbench import gate, gate_report, results, runner
+
+    base = args.base_kernel or gate.DEFAULT_BASE
+    patched = args.patched or gate.DEFAULT_PATCHED
+    out = args.out or Path("hmmbench-results") / f"gate-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
+                            case_timeout=args.timeout)
+    report = gate.run(req, base, patched, out.resolve())
+    (out / "gate.txt").write_text(gate_report.mail(report))
+    if args.markdown:
+        args.markdown.write_text(gate_report.mail(report))
+    if args.json:
+        results.write_json(args.json, report)
+    if args.junit:
+        gate_report.junit(report, args.junit)
+    print(gate_report.ktap(report) if args.ktap else gate_report.text(report) + "\n" + gate_report.evidence(report))
+    return report["exit_code"]
 
 
 if __name__ == "__main__":

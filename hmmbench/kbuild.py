@@ -47,6 +47,7 @@ class BuiltKernel:
     config_hash: str
     build_seconds: float
     cached: bool
+    warnings: tuple[str, ...] = ()
 
     @property
     def config(self) -> dict[str, str]:
@@ -88,6 +89,7 @@ class KernelBuilder:
         self.base = base
         self.jobs = jobs or (os.cpu_count() or 1) + 1
         self.toolchain = toolchain_version()
+        self.warnings: list[str] = []
         request = [(f.path.name, f.text) for f in self.fragments]
         self.config_request_hash = cache.stable_hash(_base_identity(base), request, ARCH)
         self.key = cache.stable_hash(tree.identity, self.config_request_hash, self.toolchain, RECIPE_VERSION)
@@ -172,6 +174,7 @@ class KernelBuilder:
         cmd = self._make_cmd(targets)
         ticker = progress.Ticker(f"make {' '.join(targets)}", every=15.0)
         errors: list[str] = []
+        warnings: list[str] = []
         with open(log_path, "a") as log:
             log.write(f"\n$ {' '.join(cmd)}\n")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -184,6 +187,8 @@ class KernelBuilder:
                         ticker.tick(line.split()[-1])
                     if re.search(r"\berror\b|Error \d", line):
                         errors.append(line.rstrip())
+                    elif re.search(r":\d+:\d+: warning:", line):
+                        warnings.append(line.rstrip())
                 rc = proc.wait()
             except BaseException:
                 proc.kill()
@@ -192,6 +197,7 @@ class KernelBuilder:
         if rc != 0:
             head = errors[0] if errors else f"exit status {rc}"
             raise BuildFailed(f"make {' '.join(targets)} failed for {self.tree.label}: {head}", log_path, errors)
+        self.warnings.extend(warnings)
         if not quiet and ticker.count:
             progress.say(f"make {' '.join(targets)}: {ticker.count} objects in {time.monotonic() - ticker.start:.0f}s")
 
@@ -216,6 +222,7 @@ class KernelBuilder:
                 "toolchain": self.toolchain,
                 "build_seconds": round(seconds, 1),
                 "work_dir": str(self.work_dir),
+                "warnings": self.warnings,
             }
             cache.write_json(tmp / "manifest.json", manifest)
         progress.say(f"built {release} in {seconds:.0f}s -> {self.artifact_dir}")
@@ -226,6 +233,7 @@ class KernelBuilder:
             key=m["key"], bzimage=self.artifact_dir / "bzImage", config_path=self.artifact_dir / "config",
             release=m["release"], banner=m["banner"], tree_identity=m["tree_identity"],
             config_hash=m["config_hash"], build_seconds=m["build_seconds"], cached=cached,
+            warnings=tuple(m.get("warnings", [])),
         )
 
 

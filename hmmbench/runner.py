@@ -69,6 +69,13 @@ def run(req: RunRequest) -> tuple[int, dict]:
     started = time.monotonic()
     specs = select_cases(req.case_names)
     tree, kernel, image = prepare(req)
+    return run_prepared(req, specs, tree, kernel, image, started)
+
+
+def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.KernelTree, kernel: BuiltKernel,
+                 image: GuestImage, started: float | None = None) -> tuple[int, dict]:
+    """Boot ``kernel`` and run ``specs``; for callers that built the kernel themselves (series, bisect)."""
+    started = time.monotonic() if started is None else started
     acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or default_out_dir(kernel.release)).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

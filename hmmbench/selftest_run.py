@@ -41,12 +41,16 @@ def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int,
         (out_dir / "hmm-tests-console.txt").write_text("\n".join(session.console_lines()[mark:]) + "\n")
         if session.target is None or not session.alive():
             session.restart("hmm-tests " + ended)
-        mapped = [cases.load_all()[name] for name in dict.fromkeys(selftest.EXCLUSIVE_CASES.values())]
+        # exclusive_thp too: hmm-tests' buffers are THP-backed when THP is "always", ours are not.
+        names = [*dict.fromkeys(selftest.EXCLUSIVE_CASES.values()), "exclusive_thp"]
+        mapped = [cases.load_all()[name] for name in names]
         ours = runner.execute(session, mapped, out_dir, req.case_timeout)
     finally:
         session.close()
     parsed = selftest.parse_ktap(text)
     rows, disagreements = compare(parsed, ours)
+    thp = next((c["verdict"] for c in ours if c["case"] == "exclusive_thp"), None)
+    explanation = explain_disagreements(parsed, thp, (session.target_info or {}).get("thp_enabled"))
     res = {
         "schema": "hmmbench.selftest/1",
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -60,6 +64,7 @@ def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int,
         "cases": ours,
         "comparison": rows,
         "disagreements": disagreements,
+        "explanation": explanation,
     }
     results.write_json(out_dir / "selftest.json", res)
     failed = any(r.status in ("FAIL", "ERROR") for r in parsed) or any(
@@ -99,6 +104,17 @@ def compare(parsed: list[selftest.SelftestResult], ours: list[dict]) -> tuple[li
     return rows, disagreements
 
 
+def explain_disagreements(parsed: list[selftest.SelftestResult], thp: dict | None, thp_mode: str | None) -> str:
+    """Why hmm-tests may fail where hmmbench passes: its 4 MiB buffers are THPs when THP is 'always'."""
+    ebusy = [r for r in parsed if r.test in selftest.EXCLUSIVE_CASES and r.status == "FAIL"
+             and any("(-16)" in d for d in r.diagnostics)]
+    if not ebusy or thp is None:
+        return ""
+    return (f"hmm-tests' exclusive tests failed with -EBUSY (-16). THP is {thp_mode!r} in the guest, so their "
+            f"4 MiB buffers are backed by THPs; hmmbench tests base pages (MADV_NOHUGEPAGE) in exclusive_basic and "
+            f"THPs in exclusive_thp, which is {thp['status']}: {thp['summary']}")
+
+
 def table(res: dict) -> str:
     lines = [f"kernel {res['kernel']['release']} ({res['kernel']['label']}); hmm-tests {res['ended']}; "
              f"summary {res['selftest_summary']}", ""]
@@ -113,4 +129,6 @@ def table(res: dict) -> str:
     if others:
         lines += ["", "other hmm-tests failures: " + ", ".join(f"{s['name']} ({s['status']})" for s in others)]
     lines += ["", "disagreements: " + ("; ".join(res["disagreements"]) if res["disagreements"] else "none")]
+    if res.get("explanation"):
+        lines += ["", "why: " + res["explanation"]]
     return "\n".join(lines)

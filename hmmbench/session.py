@@ -35,6 +35,7 @@ class QemuSession:
         self.target: Target | None = None
         self.boot_seconds: list[float] = []
         self.consoles: list[Path] = []
+        self.last_info: dict = {}
 
     def boot(self) -> Target:
         self.boots += 1
@@ -57,6 +58,7 @@ class QemuSession:
         self.boot_seconds.append(time.monotonic() - start)
         self._verify(info)
         self.target = target
+        self.last_info = info
         return target
 
     def _verify(self, info: dict) -> None:
@@ -70,6 +72,10 @@ class QemuSession:
         progress.say(f"restarting the guest ({why}); console of the old one: {self.consoles[-1]}")
         self.close()
         return self.boot()
+
+    @property
+    def target_info(self) -> dict:
+        return self.target.info if self.target else self.last_info
 
     def alive(self) -> bool:
         return self.guest is not None and self.guest.alive()

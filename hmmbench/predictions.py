@@ -1,0 +1,109 @@
+"""What "mm: fixes for device-exclusive entries (hmm)" is predicted to change, checked on two runs.
+
+Each prediction comes from the project's facts file (shared/notes/device-exclusive-facts.md, the
+series patch by patch) and is checked against the raw observations of a run before the series and a
+run after it: *confirmed*, *refuted* (the facts file is wrong there, or the kernel is), or *not
+checked* (a case was skipped or not run). The values seen on both sides are always shown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hmmbench.cases._rules import decoded, errname, pfns
+from hmmbench.cases.exclusive_mprotect import restored_writability
+
+
+@dataclass(frozen=True)
+class Prediction:
+    name: str
+    source: str
+    before: str
+    after: str
+    case: str
+    observe: Callable[[dict], object]  # observations -> the value compared
+
+
+def _types(entries: list[int]) -> list[int]:
+    return sorted(Counter(d.get("swap_type") for d in decoded(entries) if d["swap"]))
+
+
+def _thp(o: dict) -> str:
+    head = sum(1 for d in decoded(o["after_head"]) if not d["present"])
+    tail = sum(1 for d in decoded(o["after_tail"]) if not d["present"])
+    return (f"head: ret {o['head']['ret']} {head} PTE(s) exclusive; "
+            f"tail: ret {o['tail']['ret']} ({errname(o['tail']['errno'])}) {tail} PTE(s) exclusive")
+
+
+def _migration(o: dict) -> str:
+    moved = sum(a != b for a, b in zip(pfns(o["before"]["pagemap"]), pfns(o["after_cpu"]["pagemap"]), strict=True))
+    ok = all(w.get("ok") for w in o["writes"]) and bool(o["writes"])
+    return f"{o['method']} {'succeeded' if ok else 'failed'}, {moved}/{o['npages']} moved"
+
+
+PREDICTIONS: list[Prediction] = [
+    Prediction("swap type of a writable device-exclusive entry", "patch 6 (single SWP_DEVICE_EXCLUSIVE)",
+               "[29]", "[30]", "exclusive_basic[npages=4]", lambda o: str(_types(o["while_exclusive"]["pagemap"]))),
+    Prediction("swap type after mprotect(PROT_READ) of an exclusive entry", "patch 6",
+               "[30] (converted to EXCLUSIVE_READ)", "[30] (unchanged)", "exclusive_mprotect",
+               lambda o: str(_types(o["a_after_mprotect"]))),
+    Prediction("PTE restored after mprotect RO->RW and a CPU read", "patch 5 (can_change_pte_writable)",
+               "read-only", "writable", "exclusive_mprotect", restored_writability),
+    Prediction("one page of a THP made exclusive", "patch 4 (folio_walk instead of rmap walk)",
+               "head: whole folio converted; tail: EBUSY", "exactly one PTE", "exclusive_thp", _thp),
+    Prediction("kpagecount of a device-exclusive page", "patch 16 (keep mapcount untouched)",
+               "[0, 0, 0, 0]", "[1, 1, 1, 1]", "exclusive_mapcount",
+               lambda o: str(o["while_exclusive"]["kpagecount"])),
+    Prediction("errno for MAP_SHARED anonymous memory", "patch 3 (reject non-anon after GUP)", "EBUSY", "EOPNOTSUPP",
+               "exclusive_shared_and_file",
+               lambda o: errname(o["mappings"]["shared_anon"]["exclusive"]["errno"])),
+    Prediction("errno for a shared file mapping (ext4)", "patch 3", "EBUSY", "EOPNOTSUPP", "exclusive_shared_and_file",
+               lambda o: errname(o["mappings"]["ext4_shared"]["exclusive"]["errno"])),
+    Prediction("errno for hugetlb memory", "patches 1-3 (hugetlb fencing)", "EBUSY", "EOPNOTSUPP",
+               "exclusive_hugetlb", lambda o: errname(o["one_page"]["errno"])),
+    Prediction("errno for a read-only mapping (GUP error)", "patch 3 (GUP errors propagate)", "EBUSY", "EFAULT",
+               "exclusive_bad_args", lambda o: errname(o["attempts"]["read_only"]["cmd"]["errno"])),
+    Prediction("migration (soft offline) of exclusive pages", "patches 11 and 16", "fails", "succeeds",
+               "exclusive_migration", _migration),
+]
+
+
+def _observations(run: dict, case_id: str) -> dict | None:
+    for c in run["cases"]:
+        if c["id"] == case_id and c.get("record") and c["record"].get("status") == "observed":
+            return c["record"]["observations"]
+    return None
+
+
+def _matches(value: str, expected: str) -> bool:
+    """A prediction's expectation is matched by its leading token(s) (``[30] (unchanged)`` matches ``[30]``)."""
+    key = expected.split(" (")[0]
+    if key in ("fails", "succeeds"):
+        return ("succeeded" if key == "succeeds" else "failed") in value
+    if key == "exactly one PTE":
+        return value.count("1 PTE(s) exclusive") == 2 and "ret 0" in value and "ret -1" not in value
+    if key.startswith("head: whole folio"):
+        return "512 PTE(s) exclusive" in value and "EBUSY" in value
+    return value == key
+
+
+def check_all(base: dict, patched: dict) -> list[dict]:
+    """Every prediction with the values seen before and after and whether both match."""
+    out = []
+    for p in PREDICTIONS:
+        ob, op = _observations(base, p.case), _observations(patched, p.case)
+        row = {"name": p.name, "source": p.source, "case": p.case, "predicted_before": p.before,
+               "predicted_after": p.after, "seen_before": None, "seen_after": None, "status": "not checked"}
+        if ob is not None and op is not None:
+            try:
+                row["seen_before"], row["seen_after"] = str(p.observe(ob)), str(p.observe(op))
+            except (KeyError, TypeError, ValueError) as exc:
+                row["status"] = f"not checked ({exc!r})"
+                out.append(row)
+                continue
+            ok = _matches(row["seen_before"], p.before) and _matches(row["seen_after"], p.after)
+            row["status"] = "confirmed" if ok else "refuted"
+        out.append(row)
+    return out
