@@ -93,6 +93,27 @@ def build_parser() -> argparse.ArgumentParser:
     ser.add_argument("--timeout", type=float, help="per-case timeout in seconds")
     ser.add_argument("--json", type=Path, help="also write the series report here")
 
+    bis = sub.add_parser("bisect", help="find the commit that broke a case (git bisect in hmmbench's worktree)")
+    bis.add_argument("--tree", required=True, help="git repository of the kernel")
+    bis.add_argument("--good", required=True, help="a revision where the case passes")
+    bis.add_argument("--bad", required=True, help="a revision where it fails")
+    bis.add_argument("--case", required=True, help="the case (e.g. exclusive_thp)")
+    bis.add_argument("--signature", help="bad means: a kernel report whose title contains this text appeared")
+    bis.add_argument("--repeat", type=int, default=1, help="runs per step; a step is bad if any run is bad")
+    bis.add_argument("--script", action="store_true", help="print a script for plain `git bisect run` and exit")
+    bis.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
+    bis.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
+    bis.add_argument("--out", type=Path, help="results directory")
+    bis.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    bis.add_argument("--timeout", type=float, help="per-case timeout in seconds")
+    bis.add_argument("--json", type=Path, help="also write the bisection report here")
+
+    step = sub.add_parser("bisect-step", help="evaluate one tree for `git bisect run` (exit 0 good, 1 bad, 125 skip)")
+    step.add_argument("--tree", required=True)
+    step.add_argument("--case", required=True)
+    step.add_argument("--signature")
+    step.add_argument("--repeat", type=int, default=1)
+
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
 
@@ -165,6 +186,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return _gate(args)
     if args.command == "series":
         return _series(args)
+    if args.command == "bisect":
+        return _bisect(args)
+    if args.command == "bisect-step":
+        return _bisect_step(args)
     if args.command == "judge":
         code, res = runner.rejudge(args.results)
         print(report.evidence(res))
@@ -177,6 +202,56 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"{spec.name}: {spec.description}\n  variants: {variants}\n  rule:{spec.rule.rstrip()}\n")
         return 0
     raise HarnessError(f"unknown command {args.command}")
+
+
+def _bisect(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from hmmbench import bisect, results, runner
+
+    req = bisect.BisectRequest(
+        repo=Path(args.tree).expanduser().resolve(), good=args.good, bad=args.bad, case=args.case,
+        signature=args.signature, repeat=max(1, args.repeat),
+        run=runner.RunRequest(accel=args.accel, base=args.base, fragments=args.fragment, case_timeout=args.timeout),
+    )
+    if args.script:
+        print(bisect.script(req, sys.executable), end="")
+        return 0
+    out = (args.out or Path("hmmbench-results") / f"bisect-{dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
+    report = bisect.Bisector(req, out).run()
+    results.write_json(out / "bisect.json", report)
+    if args.json:
+        results.write_json(args.json, report)
+    print(bisect.text(report))
+    return 0
+
+
+def _bisect_step(args: argparse.Namespace) -> int:
+    """For `git bisect run`: the tree as it is checked out now; exit 0 good, 1 bad, 125 skip."""
+    from hmmbench import bisect, runner, sources
+    from hmmbench.image import ImageBuilder
+    from hmmbench.kbuild import BuildFailed, KernelBuilder
+
+    spec = runner.select_cases([args.case])[0]
+    tree = sources.tree_from_path(Path(args.tree))
+    try:
+        kernel = KernelBuilder(tree).build()
+    except BuildFailed as exc:
+        print(f"skip: does not build: {exc.reason}")
+        return 125
+    image = ImageBuilder().build()
+    runs = []
+    for _ in range(max(1, args.repeat)):
+        try:
+            _code, res = runner.run_prepared(runner.RunRequest(), [spec], tree, kernel, image)
+        except HarnessError as exc:
+            print(f"skip: does not boot: {exc.reason}")
+            return 125
+        runs += [{"status": c["verdict"]["status"], "crash_titles": [x["title"] for x in c["verdict"]["crashes"]]}
+                 for c in res["cases"]]
+    result, why = bisect.judge_runs(runs, args.signature)
+    print(f"{result}: {why}")
+    return bisect.step_exit_code(result)
 
 
 def _series(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ changed (a swap type, an errno, the number of PTEs converted ...).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 CATEGORY_ORDER = ["regressed", "fixed", "changed", "still failing", "still passing", "only in one run"]
@@ -32,17 +33,42 @@ class CaseDiff:
         return asdict(self)
 
 
+def _split(rest: str, level: int) -> tuple[str, str]:
+    """``rest`` cut at its ``level``-th ``": "`` (0: the first) into (name, seen); (rest, "") without one."""
+    parts = rest.split(": ")
+    if len(parts) == 1:
+        return rest, ""
+    n = min(level + 1, len(parts) - 1)
+    return ": ".join(parts[:n]), ": ".join(parts[n:])
+
+
 def evidence_map(verdict: dict) -> dict[str, str]:
-    """``{check name or note: seen}`` from a verdict's evidence lines."""
-    out: dict[str, str] = {}
+    """``{check name or note: seen}`` from a verdict's evidence lines.
+
+    A line is cut at its first ``": "``. Check names may contain ``": "`` too (``shared_anon: refused with
+    EBUSY``, ``shared_anon: data intact``), and so may seen-texts (``seen {29: 4}``, a kernel message
+    title): lines whose names would collide are cut one ``": "`` further until they no longer do.
+    """
+    lines = []
     for line in verdict.get("evidence", []):
         m = _LINE.match(line)
-        if not m:
-            continue
-        kind, rest = m.groups()
-        name, sep, seen = rest.partition(": ")
-        key = name if sep else rest
-        out[("note: " if kind == "note" else "") + key] = seen if sep else ""
+        if m:
+            kind, rest = m.groups()
+            lines.append(("note: " if kind == "note" else "", rest))
+    levels = [0] * len(lines)
+    while True:
+        keys = [pre + _split(rest, lv)[0] for (pre, rest), lv in zip(lines, levels, strict=True)]
+        counts = Counter(keys)
+        deeper = [i for i, (k, (_pre, rest)) in enumerate(zip(keys, lines, strict=True))
+                  if counts[k] > 1 and levels[i] + 1 < rest.count(": ")]
+        if not deeper:
+            break
+        for i in deeper:
+            levels[i] += 1
+    out: dict[str, str] = {}
+    for (pre, rest), lv in zip(lines, levels, strict=True):
+        name, seen = _split(rest, lv)
+        out[pre + name] = seen
     return out
 
 

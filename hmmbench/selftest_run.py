@@ -96,7 +96,9 @@ def compare(parsed: list[selftest.SelftestResult], ours: list[dict]) -> tuple[li
         case = selftest.EXCLUSIVE_CASES.get(r.test)
         if case is None:
             continue
-        mine = "FAIL" if "FAIL" in by_case.get(case, []) else ("PASS" if by_case.get(case) else "not run")
+        seen = by_case.get(case, [])
+        # ERROR (could not decide) is never reported as PASS; SKIP only when no variant ran.
+        mine = next((s for s in ("FAIL", "ERROR", "PASS", "SKIP") if s in seen), "not run")
         rows.append({"selftest": r.name, "selftest_status": r.status, "case": case, "case_status": mine,
                      "reason": r.reason, "diagnostics": list(r.diagnostics)[-3:]})
         if {r.status, mine} == {"PASS", "FAIL"} or (r.status == "ERROR" and mine == "PASS"):

@@ -9,10 +9,14 @@ from hmmbench import kernelfacts
 from hmmbench.guest.pagemap import decode_pagemap
 
 
+# Python's errorcode picks ENOTSUP for 95 and EDEADLOCK for 35; the kernel returns -EOPNOTSUPP and -EDEADLK.
+_KERNEL_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK"}
+
+
 def errname(value: int | None) -> str:
     if not value:
         return "0"
-    return errno.errorcode.get(value, str(value))
+    return _KERNEL_NAMES.get(value) or errno.errorcode.get(value, str(value))
 
 
 def ioctl_text(r: dict) -> str:
