@@ -97,7 +97,7 @@ def compare(parsed: list[selftest.SelftestResult], ours: list[dict]) -> tuple[li
         if case is None:
             continue
         seen = by_case.get(case, [])
-        # ERROR (could not decide) is never reported as PASS; SKIP only when no variant ran.
+        # ERROR (could not decide) is never reported as PASS; SKIP only when every variant skipped.
         mine = next((s for s in ("FAIL", "ERROR", "PASS", "SKIP") if s in seen), "not run")
         rows.append({"selftest": r.name, "selftest_status": r.status, "case": case, "case_status": mine,
                      "reason": r.reason, "diagnostics": list(r.diagnostics)[-3:]})

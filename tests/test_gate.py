@@ -469,7 +469,8 @@ def test_selftest_disagreement_and_thp_explanation(real: dict) -> None:
         ("hmm.hmm_device_coherent.exclusive", "PASS", "exclusive_basic", "PASS"),
     ]
     assert rows[0]["diagnostics"] == list(EBUSY_DIAG)
-    assert disagreements == ["hmm.hmm_device_private.exclusive: hmm-tests says FAIL, hmmbench exclusive_basic says PASS"]
+    assert disagreements == [
+        "hmm.hmm_device_private.exclusive: hmm-tests says FAIL, hmmbench exclusive_basic says PASS"]
     thp = entry(real, "exclusive_thp")["verdict"]  # the real THP verdict (FAIL on 6.12)
     why = selftest_run.explain_disagreements(parsed, thp, real["target_info"]["thp_enabled"])
     assert "THP" in why and "(-16)" in why and "'[always] madvise never'" in why
@@ -496,4 +497,42 @@ def test_selftest_compare_never_reports_an_error_or_skip_as_pass(real: dict) -> 
     assert disagreements == []
     parsed = [SelftestResult("hmm.hmm_device_private.exclusive_cow", "FAIL", 24)]
     _rows, disagreements = selftest_run.compare(parsed, real["cases"])
-    assert disagreements == ["hmm.hmm_device_private.exclusive_cow: hmm-tests says FAIL, hmmbench exclusive_fork says PASS"]
+    assert disagreements == [
+        "hmm.hmm_device_private.exclusive_cow: hmm-tests says FAIL, hmmbench exclusive_fork says PASS"]
+
+
+# ------------------------------------------------------------------------ errno names (kernel's spelling)
+
+
+def test_errname_uses_the_kernels_names_for_aliased_errnos() -> None:
+    from hmmbench.cases._rules import errname
+
+    # Python's errno.errorcode maps 95 to ENOTSUP and 35 to EDEADLOCK; the kernel returns EOPNOTSUPP/EDEADLK.
+    assert (errname(95), errname(35), errname(16), errname(14), errname(0)) == \
+        ("EOPNOTSUPP", "EDEADLK", "EBUSY", "EFAULT", "0")
+
+
+def test_post_series_errnos_pass_the_rules(real: dict) -> None:
+    from hmmbench.cases import exclusive_hugetlb, exclusive_shared_and_file
+
+    fake = fake_post_series(real)  # FAKE: errno 16 -> 95 as patch 3 predicts
+    v = exclusive_hugetlb.judge(obs(fake, "exclusive_hugetlb"), {"release": "7.2.0"})
+    assert v.status == "PASS", v.evidence
+    assert "ok   one_page: refused with EOPNOTSUPP: ret=-1 errno=EOPNOTSUPP cpages=0" in v.evidence
+    v = exclusive_shared_and_file.judge(obs(fake, "exclusive_shared_and_file"), {"release": "7.2.0"})
+    assert "ok   shared_anon: refused with EOPNOTSUPP: ret=-1 errno=EOPNOTSUPP cpages=0" in v.evidence
+    assert "ok   ext4_shared: refused with EOPNOTSUPP: ret=-1 errno=EOPNOTSUPP cpages=0" in v.evidence
+    # the real 6.12 observations still pass the 6.12 expectation
+    v = exclusive_hugetlb.judge(obs(real, "exclusive_hugetlb"), {"release": "6.12.117"})
+    assert v.status == "PASS", v.evidence
+
+
+def test_evidence_map_names_and_seen_texts_with_colons() -> None:
+    title = "WARNING: CPU: 1 PID: 77 at mm/rmap.c:2491 try_to_migrate_one+0x1/0x2"
+    m = compare.evidence_map({"evidence": [
+        f"FAIL kernel messages: {title}",
+        "ok   a: refused: ret=-1",
+        "FAIL a: data intact: False",
+        "ok   b: x: seen {1: 2}",
+    ]})
+    assert m == {"kernel messages": title, "a: refused": "ret=-1", "a: data intact": "False", "b": "x: seen {1: 2}"}

@@ -8,7 +8,6 @@ from collections import Counter
 from hmmbench import kernelfacts
 from hmmbench.guest.pagemap import decode_pagemap
 
-
 # Python's errorcode picks ENOTSUP for 95 and EDEADLOCK for 35; the kernel returns -EOPNOTSUPP and -EDEADLK.
 _KERNEL_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK"}
 

@@ -18,6 +18,7 @@ from collections import Counter
 
 from hmmbench import kernelfacts
 from hmmbench.cases import CaseSpec, register
+from hmmbench.cases._rules import count, ioctl_text
 from hmmbench.guest.pagemap import decode_pagemap
 from hmmbench.verdict import Checks, Status, Verdict
 
@@ -28,20 +29,6 @@ SPEC = register(CaseSpec(
     variants=[{"npages": 4}, {"npages": 1024}],
     timeout=300.0,
 ))
-
-
-def errname(value: int | None) -> str:
-    if not value:
-        return "0"
-    return errno.errorcode.get(value, str(value))
-
-
-def ioctl_text(r: dict) -> str:
-    return f"ret={r.get('ret')} errno={errname(r.get('errno'))} cpages={r.get('cpages')}"
-
-
-def _count(items: list[bool]) -> str:
-    return f"{sum(items)}/{len(items)}"
 
 
 def expected_types(obs: dict, release: str) -> tuple[set[int], str]:
@@ -65,7 +52,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     before = [decode_pagemap(x) for x in obs["before"]["pagemap"]]
     pfns = [d.get("pfn", 0) for d in before]
     if not all(d["present"] for d in before) or not all(pfns):
-        seen = f"present {_count([d['present'] for d in before])}, PFN visible {_count([bool(p) for p in pfns])}"
+        seen = f"present {count([d['present'] for d in before])}, PFN visible {count([bool(p) for p in pfns])}"
         return Verdict(Status.ERROR, "pages not present or PFNs hidden before EXCLUSIVE (agent not root?)", [seen])
 
     ex = obs["exclusive"]
@@ -74,9 +61,9 @@ def judge(obs: dict, target: dict) -> Verdict:
 
     during = [decode_pagemap(x) for x in obs["while_exclusive"]["pagemap"]]
     swapped = [not d["present"] and d["swap"] for d in during]
-    c.check("every PTE is a non-present swap entry", all(swapped), f"{_count(swapped)} pages")
+    c.check("every PTE is a non-present swap entry", all(swapped), f"{count(swapped)} pages")
     same = [d.get("swap_offset") == p for d, p in zip(during, pfns, strict=True)]
-    c.check("swap offset == PFN before", all(same), f"{_count(same)} pages")
+    c.check("swap offset == PFN before", all(same), f"{count(same)} pages")
     types = Counter(d.get("swap_type") for d in during if d["swap"])
     wanted, source = expected_types(obs, release)
     c.check("swap type is this kernel's device-exclusive type", bool(wanted) and set(types) <= wanted and bool(types),
@@ -95,7 +82,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     after = [decode_pagemap(x) for x in obs["after_read"]["pagemap"]]
     back = [d["present"] and d.get("pfn") == p for d, p in zip(after, pfns, strict=True)]
     c.check("CPU read restores a present PTE with the same PFN", all(back),
-            f"{_count(back)} pages, {obs['read_faults']} minor faults for {n} reads")
+            f"{count(back)} pages, {obs['read_faults']} minor faults for {n} reads")
     extra = obs["write_faults"] - obs["control_write_faults"]
     c.check("CPU write after the read takes no extra fault", extra <= 0,
             f"{obs['write_faults']} faults (control loop: {obs['control_write_faults']})")
