@@ -45,8 +45,9 @@ class Checks:
             self.failed.append(name)
         return ok
 
-    def note(self, text: str) -> None:
-        self.evidence.append(f"note {text}")
+    def note(self, name: str, seen: str) -> None:
+        """An observation recorded without judging it; ``name`` must not vary between kernels."""
+        self.evidence.append(f"note {name}: {seen}")
 
     def verdict(self, pass_summary: str) -> Verdict:
         if self.failed:

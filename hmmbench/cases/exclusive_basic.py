@@ -70,10 +70,10 @@ def judge(obs: dict, target: dict) -> Verdict:
             f"seen {dict(types)}, expected {source}")
     cal = decode_pagemap(obs.get("calibration", {}).get("pagemap", 0))
     if cal.get("swap"):
-        c.note(f"calibration: a device-private entry has swap type {cal['swap_type']} "
-               f"(device-exclusive expected at {cal['swap_type'] + 2})")
+        c.note("calibration (swap type of a device-private entry)",
+               f"{cal['swap_type']}, so device-exclusive expected at {cal['swap_type'] + 2}")
     counts = Counter(obs["while_exclusive"].get("kpagecount") or [])
-    c.note(f"kpagecount while exclusive: {dict(counts)} (0 before the series, 1 after)")
+    c.note("kpagecount while exclusive (0 before the series, 1 after)", str(dict(counts)))
 
     chk = obs["check_exclusive_while"]
     c.check("CHECK_EXCLUSIVE fails with EPERM while exclusive", chk["ret"] == -1 and chk["errno"] == errno.EPERM,

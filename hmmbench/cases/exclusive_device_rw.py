@@ -34,8 +34,8 @@ def judge(obs: dict, target: dict) -> Verdict:
             f"CHECK_EXCLUSIVE {ioctl_text(obs['check_after_device_read'])}")
     c.check("device WRITE succeeds", ok_ioctl(obs["device_write"]), ioctl_text(obs["device_write"]))
     present = sum(d["present"] for d in decoded(obs["after_device_write"]))
-    c.note(f"device WRITE took {obs['device_write'].get('faults')} fault(s); afterwards {present}/{n} PTEs "
-           f"present, CHECK_EXCLUSIVE {ioctl_text(obs['check_after_device_write'])}")
+    c.note("device WRITE on exclusive pages", f"{obs['device_write'].get('faults')} fault(s); afterwards {present}/{n} "
+           f"PTEs present, CHECK_EXCLUSIVE {ioctl_text(obs['check_after_device_write'])}")
     c.check("CPU sees the device's data", obs["cpu_sees_device_data"], str(obs["cpu_sees_device_data"]))
     c.check("PFNs unchanged", all_present_same(obs["after_cpu"], obs["before"]), "present, same PFNs")
     return c.verdict("device read and write correct while exclusive")

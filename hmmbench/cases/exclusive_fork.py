@@ -30,5 +30,5 @@ def judge(obs: dict, target: dict) -> Verdict:
     ex = obs["child_exit"]
     c.check("child exits with status 0", ex["exited"] and ex["code"] == 0, str(ex))
     present = sum(d["present"] for d in decoded(obs["parent_after_fork"]))
-    c.note(f"parent PTEs present right after fork: {present}/{n} (fork restores exclusive entries)")
+    c.note("parent PTEs present right after fork", f"{present}/{n}")
     return c.verdict("copies independent both ways; child exited 0")

@@ -31,7 +31,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     before = obs["before"]["kpagecount"]
     during = obs["while_exclusive"]["kpagecount"]
     mmap = _mmap_bits(obs["while_exclusive"]["kpageflags"])
-    c.note(f"kpagecount before {before}")
+    c.note("kpagecount before", str(before))
     c.check("kpagecount is 1 while exclusive", during == [1] * n, f"{during}")
     c.check("KPF_MMAP set while exclusive", all(mmap), f"{sum(mmap)}/{n} pages")
     c.check("kpagecount is 1 after the CPU takes them back", obs["after_restore"]["kpagecount"] == [1] * n,

@@ -45,7 +45,7 @@ def judge(obs: dict, target: dict) -> Verdict:
             f"A {ioctl_text(obs['a_exclusive'])}, B {ioctl_text(obs['b_exclusive'])}")
     c.check("mprotect(PROT_READ) succeeds", obs["a_mprotect_read"][0] == 0, str(obs["a_mprotect_read"]))
     before_t, after_t = type_histogram(obs["a_while_exclusive"]), type_histogram(obs["a_after_mprotect"])
-    c.note(f"swap type while exclusive {before_t}, after mprotect(PROT_READ) {after_t}")
+    c.note("swap type while exclusive -> after mprotect(PROT_READ)", f"{before_t} -> {after_t}")
     c.check("device WRITE to a read-only exclusive range fails with EPERM", failed_with(obs["a_device_write"], "EPERM"),
             ioctl_text(obs["a_device_write"]))
     c.check("CPU read after mprotect returns the data", obs["a_data_intact"], str(obs["a_data_intact"]))
@@ -55,7 +55,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     c.check("RO -> RW -> CPU read: data intact", obs["b_data_intact"], str(obs["b_data_intact"]))
     w = restored_writability(obs)
     extra = obs["b_write_faults"] - obs["control_write_faults"]
-    c.note(f"after RO->RW and a CPU read the restored PTE is {w} (SNAPSHOT); a CPU write then took "
-           f"{extra} extra fault(s) for {n} pages")
+    c.note("PTE restored after RO->RW and a CPU read (SNAPSHOT)", w)
+    c.note("extra faults of a CPU write after that restore", f"{extra} for {n} pages")
     return c.verdict(f"device write refused (EPERM); type {before_t}->{after_t} on mprotect; "
                      f"RO->RW restore gives a {w} PTE")

@@ -39,7 +39,8 @@ def judge(obs: dict, target: dict) -> Verdict:
     accounted = all(a or b for a, b in zip(kept, swapped, strict=True))
     c.check("no exclusive page lost (still exclusive, or swapped)", accounted,
             f"{sum(kept)} still exclusive, {sum(swapped)} swapped, of {k}")
-    c.note(f"ordinary pages swapped out: {ordinary_swapped}/{n - k}; memory.stat {obs.get('memory_stat')}")
+    c.note("ordinary pages swapped out", f"{ordinary_swapped}/{n - k}")
+    c.note("exclusive pages after reclaim", f"{sum(kept)} still exclusive, {sum(swapped)} swapped")
     c.check("data intact after CPU read-back", obs["data_intact"], str(obs["data_intact"]))
     return c.verdict(f"{ordinary_swapped} ordinary pages swapped; exclusive: {sum(kept)} kept, "
                      f"{sum(swapped)} swapped; data intact")

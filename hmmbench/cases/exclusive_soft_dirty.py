@@ -47,7 +47,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     c.check("flow 2 data intact", obs["f2_data_intact"], str(obs["f2_data_intact"]))
     u = obs["uffd"]
     if "skipped" in u:
-        c.note(f"uffd-wp part skipped: {u['skipped']}")
+        c.note("uffd-wp part skipped", u["skipped"])
         return c.verdict("soft-dirty kept and tracked; uffd-wp not tested")
     c.check("uffd: EXCLUSIVE + UFFDIO_WRITEPROTECT succeed", ok_ioctl(u["exclusive"]) and u["writeprotect"][0] == 0,
             f"{ioctl_text(u['exclusive'])}, writeprotect {u['writeprotect']}")

@@ -40,7 +40,7 @@ def judge(obs: dict, target: dict) -> Verdict:
     before = obs["before"]
     n_head = _folio_check(c, "head page", obs["head"], obs["after_head"], before[:per], 0, types)
     n_tail = _folio_check(c, "tail page", obs["tail"], obs["after_tail"], before[per:], obs["tail_index"], types)
-    c.note(f"AnonHugePages {obs['anon_huge_kb_before']} kB before, {obs['anon_huge_kb_after']} kB after "
-           "(a drop means the PMD was split)")
+    c.note("AnonHugePages before -> after (a drop: the PMD was split)",
+           f"{obs['anon_huge_kb_before']} kB -> {obs['anon_huge_kb_after']} kB")
     c.check("data intact after CPU read", obs["data_intact"], str(obs["data_intact"]))
     return c.verdict(f"head: {n_head} PTE exclusive, tail: {n_tail} PTE exclusive, PMD split to PTEs")
