@@ -54,6 +54,24 @@ class BuiltKernel:
         return kconfig.parse_config(self.config_path.read_text())
 
 
+BUILD_DIR_PREFIX = ".hmmbench-build-"
+
+
+def build_dir_for(tree_path: Path, config_request_hash: str) -> Path:
+    """Where a tree is built for one config request.
+
+    For trees hmmbench owns (fetched Debian sources, its own git worktrees, all under the cache) the
+    build directory is a direct child of the tree: kbuild then uses ``srctree := ..``, every compile
+    command is relative, and the same source in another owned tree (the Debian tree and a git import
+    of it) hits ccache instead of compiling again. A user's tree is never written to: its build
+    directory lives in the cache and kbuild uses absolute paths.
+    """
+    root = cache.cache_root()
+    if tree_path.resolve().is_relative_to(root):
+        return tree_path / f"{BUILD_DIR_PREFIX}{config_request_hash[:12]}"
+    return root / "kbuild" / cache.stable_hash(str(tree_path), config_request_hash)
+
+
 def default_fragments() -> list[Path]:
     return sorted(DEFAULT_FRAGMENT_DIR.glob("*.config"))
 
@@ -95,7 +113,7 @@ class KernelBuilder:
         self.key = cache.stable_hash(tree.identity, self.config_request_hash, self.toolchain, RECIPE_VERSION)
         root = cache.cache_root()
         self.artifact_dir = root / "kernels" / self.key
-        self.work_dir = root / "kbuild" / cache.stable_hash(str(tree.path), self.config_request_hash)
+        self.work_dir = build_dir_for(tree.path, self.config_request_hash)
 
     # -------------------------------------------------------------- public
 

@@ -229,7 +229,7 @@ def tree_at_rev(repo: Path, rev: str) -> KernelTree:
             co = _git(worktree, "checkout", "--detach", "--force", "--quiet", commit)
             if co.returncode != 0:
                 raise HarnessError(f"git checkout {commit[:12]} failed: {co.stderr.decode().strip()[-300:]}")
-            _git(worktree, "clean", "-fdq")
+            _git(worktree, "clean", "-fdq", "-e", "/.hmmbench-build-*")
     check_kernel_tree(worktree)
     return KernelTree(path=worktree, identity=f"git:{commit}", label=f"{repo}@{rev} ({commit[:12]})")
 

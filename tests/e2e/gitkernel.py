@@ -53,9 +53,12 @@ def ensure_repo() -> Path:
         subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
         index = repo / "import-index"
         work = ["--work-tree", str(tree.path)]
-        subprocess.run(["git", "--git-dir", str(repo), *work, "add", "-A", "."], check=True, env=_env(index),
-                       capture_output=True)
+        # --force: Debian's linux-source .gitignore ends with "/*" (everything is ignored).
+        subprocess.run(["git", "--git-dir", str(repo), *work, "add", "-A", "--force"], check=True, env=_env(index),
+                       capture_output=True, cwd=tree.path)
         tree_sha = git(repo, "write-tree", index=index)
+        if "Makefile" not in git(repo, "ls-tree", "--name-only", tree_sha):
+            raise RuntimeError(f"importing {tree.path} into {repo} produced an empty tree")
         commit = git(repo, "commit-tree", tree_sha, "-m", f"Debian linux-source-6.12 ({tree.label})")
         git(repo, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
         index.unlink()
