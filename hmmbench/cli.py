@@ -25,6 +25,21 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
                    help="Kconfig fragment (repeatable); default: every file in kernel-config/")
 
 
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="ssh://[user@]host[:port]: run on that running machine instead of a QEMU guest")
+    p.add_argument("--identity", type=Path, help="SSH private key for --target")
+    p.add_argument("--known-hosts", type=Path, help="known_hosts file for --target (default ~/.ssh/known_hosts)")
+    p.add_argument("--accept-new-host-key", action="store_true",
+                   help="accept and pin an unknown host key (a changed key is always refused)")
+
+
+def _remote_options(args: argparse.Namespace):
+    from hmmbench.remote import RemoteOptions
+
+    return RemoteOptions(identity=args.identity, known_hosts=args.known_hosts,
+                         accept_new_host_key=args.accept_new_host_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hmmbench", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"hmmbench {__version__}")
@@ -55,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--numa-nodes", type=int, default=2)
     run.add_argument("--junit", type=Path, help="also write JUnit XML here")
     run.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
+    _target_args(run)
     run.add_argument("--json", type=Path, help="also write results.json here")
 
     st = sub.add_parser("selftest", help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
@@ -114,6 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--signature")
     step.add_argument("--repeat", type=int, default=1)
 
+    bench = sub.add_parser("bench", help="measure boot, warm suite, agent-vs-C loop (and per-commit cost)")
+    _kernel_args(bench)
+    bench.add_argument("--repeat", type=int, default=3)
+    bench.add_argument("--iterations", type=int, default=2000, help="exclusive->restore loop iterations")
+    bench.add_argument("--series-tree", help="a git kernel tree (or debian-6.12 for its git import) to measure "
+                       "one mm/ change: build + boot + suite")
+    bench.add_argument("--out", type=Path, help="results directory (default hmmbench-results/bench)")
+    bench.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    bench.add_argument("--json", type=Path, help="also write bench.json here")
+
+    guest = sub.add_parser("guest", help="boot a guest and keep it running (prints its ssh:// URL and key)")
+    _kernel_args(guest)
+    guest.add_argument("--out", type=Path, help="directory for the console log and the known_hosts file")
+    guest.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    guest.add_argument("--for", dest="duration", type=float, help="stop after this many seconds (default: until "
+                       "Ctrl-C or SIGTERM)")
+
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
 
@@ -166,6 +199,7 @@ def dispatch(args: argparse.Namespace) -> int:
             kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
             base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
             memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
+            target_url=args.target, remote=_remote_options(args) if args.target else None,
         )
         code, res = runner.run(req)
         if args.json:
@@ -190,6 +224,18 @@ def dispatch(args: argparse.Namespace) -> int:
         return _bisect(args)
     if args.command == "bisect-step":
         return _bisect_step(args)
+    if args.command == "bench":
+        from hmmbench import bench, results
+
+        req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
+                                base=args.base, fragments=args.fragment)
+        report = bench.run(req, repeat=max(1, args.repeat), iterations=args.iterations, tree=args.series_tree)
+        if args.json:
+            results.write_json(args.json, report)
+        print(bench.table(report))
+        return 0
+    if args.command == "guest":
+        return _guest(args)
     if args.command == "judge":
         code, res = runner.rejudge(args.results)
         print(report.evidence(res))
@@ -202,6 +248,38 @@ def dispatch(args: argparse.Namespace) -> int:
             print(f"{spec.name}: {spec.description}\n  variants: {variants}\n  rule:{spec.rule.rstrip()}\n")
         return 0
     raise HarnessError(f"unknown command {args.command}")
+
+
+def _guest(args: argparse.Namespace) -> int:
+    """Boot and wait; the URL, key and pinned host key are printed as one JSON line for scripts."""
+    import time
+
+    from hmmbench import accel, runner
+    from hmmbench.qemu import GuestConfig
+    from hmmbench.session import QemuSession
+    from hmmbench.ssh import host_entry
+
+    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, base=args.base, fragments=args.fragment)
+    _tree, kernel, image = runner.prepare(req)
+    acc, _why = accel.choose(kernel.bzimage, image.rootfs, args.accel)
+    out = (args.out or runner.default_out_dir(kernel.release + "-guest")).resolve()
+    session = QemuSession(kernel, image, out, GuestConfig(accel=acc))
+    try:
+        session.boot()
+        assert session.guest is not None
+        port = session.guest.ssh_port
+        known = out / "known_hosts"
+        known.write_text(f"{host_entry('127.0.0.1', port)} {image.host_public_key}\n")
+        info = {"url": f"ssh://root@127.0.0.1:{port}", "identity": str(image.client_key), "known_hosts": str(known),
+                "release": kernel.release, "console": str(session.guest.console_path)}
+        print(json.dumps(info), flush=True)
+        progress.say(f"guest up: ssh -i {image.client_key} -o UserKnownHostsFile={known} -p {port} root@127.0.0.1")
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while (deadline is None or time.monotonic() < deadline) and session.alive():
+            time.sleep(1)
+        return 0
+    finally:
+        session.close()
 
 
 def _bisect(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ def table(results: dict, width: int = 110) -> str:
     t = results["target"]
     head = [
         f"kernel  {k['release']}  ({k['label']}; tree {k['tree_identity']}; config {k['config_hash']})",
-        f"target  {t['kind']} {t.get('accel', '')} ({t.get('accel_why', '')}), {t.get('cpus', '?')} CPUs, "
-        f"{t.get('numa_nodes', '?')} NUMA nodes, {t.get('boots', 1)} boot(s)",
+        f"target  {t['kind']} {t.get('url') or t.get('accel', '')} ({t.get('accel_why', 'running kernel')}), "
+        f"{t.get('cpus', '?')} CPUs, {t.get('numa_nodes', '?')} NUMA nodes, {t.get('boots', 1)} boot(s)",
         "",
     ]
     name_w = max([len(c["id"]) for c in results["cases"]] + [4])

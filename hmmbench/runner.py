@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import __version__, accel, cases, progress, report, results, sources
+from hmmbench import __version__, accel, cache, cases, progress, report, results, sources
 from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
 from hmmbench.kbuild import BuiltKernel, KernelBuilder
 from hmmbench.qemu import GuestConfig
@@ -38,6 +38,8 @@ class RunRequest:
     numa_nodes: int = 2
     junit: Path | None = None
     case_timeout: float | None = None
+    target_url: str | None = None  # ssh://[user@]host[:port]: a running machine instead of a QEMU guest
+    remote: object | None = None  # hmmbench.remote.RemoteOptions
 
 
 def select_cases(names: list[str]) -> list[cases.CaseSpec]:
@@ -68,6 +70,8 @@ def default_out_dir(release: str) -> Path:
 def run(req: RunRequest) -> tuple[int, dict]:
     started = time.monotonic()
     specs = select_cases(req.case_names)
+    if req.target_url:
+        return run_remote(req, specs, started)
     tree, kernel, image = prepare(req)
     return run_prepared(req, specs, tree, kernel, image, started)
 
@@ -78,33 +82,57 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     started = time.monotonic() if started is None else started
     acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or default_out_dir(kernel.release)).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
     session = QemuSession(kernel, image, out_dir, cfg)
+    kernel_meta = {
+        "label": tree.label, "release": kernel.release, "banner": kernel.banner,
+        "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
+        "build_seconds": kernel.build_seconds, "cached": kernel.cached,
+    }
+    target_meta = {"kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
+                   "numa_nodes": cfg.numa_nodes}
+    image_meta = {"recipe": image.recipe, "key": image.key, "cached": image.cached}
+    return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, image_meta)
+
+
+def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
+    """The suite on a machine reached over SSH (already running the kernel under test)."""
+    from hmmbench import remote
+
+    url = remote.parse_url(req.target_url or "")
+    session = remote.RemoteSession(url, req.remote or remote.RemoteOptions())
+    out_dir = (req.out_dir or default_out_dir(url.host)).resolve()
+    return _run_session(req, specs, session, out_dir, started, None, {"kind": "ssh", "url": str(url)}, None)
+
+
+def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir: Path, started: float,
+                 kernel_meta: dict | None, target_meta: dict, image_meta: dict | None) -> tuple[int, dict]:
+    """Boot or connect, run the cases, write results.json, JUnit and evidence.txt."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     case_results: list[dict] = []
     try:
         session.boot()
         case_results = execute(session, specs, out_dir, req.case_timeout)
-        info = session.target.info if session.target else {}
     finally:
         session.close()
+    info = session.target_info
+    if kernel_meta is None:  # a remote machine: the kernel is whatever it runs
+        config = info.get("config") or {}
+        kernel_meta = {"label": target_meta.get("url", ""), "release": info.get("release"),
+                       "banner": info.get("proc_version"), "tree_identity": "unknown (running kernel)",
+                       "config_hash": cache.stable_hash(sorted(config.items())) if config else "unknown",
+                       "build_key": None, "build_seconds": None, "cached": None}
     res = {
         "schema": results.SCHEMA,
         "hmmbench_version": __version__,
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started, 1),
-        "kernel": {
-            "label": tree.label, "release": kernel.release, "banner": kernel.banner,
-            "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
-            "build_seconds": kernel.build_seconds, "cached": kernel.cached,
-        },
-        "image": {"recipe": image.recipe, "key": image.key, "cached": image.cached},
-        "target": {
-            "kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
-            "numa_nodes": cfg.numa_nodes, "boots": session.boots,
-            "boot_seconds": [round(s, 1) for s in session.boot_seconds],
-            "consoles": [str(p) for p in session.consoles],
-        },
+        "kernel": kernel_meta,
+        "image": image_meta,
+        "target": {**target_meta, "cpus": target_meta.get("cpus", info.get("nproc")),
+                   "numa_nodes": target_meta.get("numa_nodes", info.get("numa_nodes")), "boots": session.boots,
+                   "boot_seconds": [round(s, 1) for s in session.boot_seconds],
+                   "consoles": [str(p) for p in session.consoles]},
         "target_info": {k: v for k, v in info.items() if k != "config"},
         "target_config": info.get("config"),
         "cases": case_results,

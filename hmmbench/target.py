@@ -21,9 +21,10 @@ class AgentError(Exception):
 
 
 class Target:
-    def __init__(self, ssh: SshTarget, label: str) -> None:
+    def __init__(self, ssh: SshTarget, label: str, sudo: str = "") -> None:
         self.ssh = ssh
         self.label = label
+        self.sudo = sudo  # "sudo -n " when the login is not root
         self.info: dict = {}
 
     def deploy(self) -> None:
@@ -39,7 +40,8 @@ class Target:
             )
 
     def agent(self, args: str, timeout: float) -> dict:
-        res = self.ssh.run(f"cd {REMOTE_DIR} && exec python3 -m hmmbench_guest.agent {args}", timeout=timeout)
+        res = self.ssh.run(f"cd {REMOTE_DIR} && exec {self.sudo}python3 -m hmmbench_guest.agent {args}",
+                           timeout=timeout)
         lines = [line for line in res.stdout.splitlines() if line.startswith("{")]
         if res.status != 0 or not lines:
             raise AgentError(f"agent {args.split()[0]} exited {res.status}: {res.stderr.strip()[-400:]}")

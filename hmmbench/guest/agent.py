@@ -35,6 +35,8 @@ class CaseContext:
         except uapi.UnknownUapi as exc:
             raise Skip(str(exc)) from exc
         self._open: list[uapi.Dmirror] = []
+        # Every page-state read of the case in order: the before/after record of each page touched.
+        self.page_log: list[dict] = []
 
     def device(self, index: int = 0) -> uapi.Dmirror:
         path = f"/dev/hmm_dmirror{index}"
@@ -50,17 +52,21 @@ class CaseContext:
         return self.libc.mmap(npages * self.page_size, prot, uapi.MAP_PRIVATE | uapi.MAP_ANONYMOUS | flags)
 
     def pagemap(self, ptr, npages: int) -> list[int]:
-        return pagemap.read_pagemap(self.libc.addr(ptr), npages, self.page_size)
+        """Raw pagemap entries; every read is also logged with the kpageflags and kpagecount of each PFN."""
+        return self.page_state(ptr, npages)["pagemap"]
 
     def page_state(self, ptr, npages: int) -> dict:
         """Raw pagemap of each page, plus kpageflags and kpagecount of the PFN each one names."""
-        entries = self.pagemap(ptr, npages)
+        addr = self.libc.addr(ptr)
+        entries = pagemap.read_pagemap(addr, npages, self.page_size)
         pfns = pagemap.pfns_of(entries)
-        return {
+        state = {
             "pagemap": entries,
             "kpageflags": pagemap.read_kpageflags(pfns),
             "kpagecount": pagemap.read_kpagecount(pfns),
         }
+        self.page_log.append({"addr": addr, **state})
+        return state
 
     @staticmethod
     def minflt() -> int:
@@ -162,6 +168,7 @@ def run_case(name: str, params: dict) -> dict:
         record["traceback"] = traceback.format_exc()
     finally:
         if ctx is not None:
+            record["page_log"] = ctx.page_log
             ctx.close()
     record["seconds"] = round(time.monotonic() - start, 3)
     record["tainted_after"] = kmsg.tainted()
@@ -179,9 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     case = sub.add_parser("case")
     case.add_argument("name")
     case.add_argument("--params", default="{}")
+    loop = sub.add_parser("bench-loop")
+    loop.add_argument("iterations", type=int)
     args = parser.parse_args(argv)
     if args.cmd == "info":
         out = info()
+    elif args.cmd == "bench-loop":
+        from . import bench_loop
+
+        out = bench_loop.run(args.iterations)
     else:
         out = run_case(args.name, json.loads(args.params))
     sys.stdout.write(json.dumps(out) + "\n")

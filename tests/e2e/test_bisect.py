@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cache
+from hmmbench import cache, gitrepo
 
-from . import gitkernel
 from .conftest import HMMBENCH, REPO, run_hmmbench
 
 pytestmark = pytest.mark.slow
@@ -30,8 +29,8 @@ BREAK = ("static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long
 
 
 def make_history() -> tuple[Path, list[str]]:
-    repo = gitkernel.ensure_repo()
-    commits, parent = [], gitkernel.BASE_BRANCH
+    repo = gitrepo.ensure_repo()
+    commits, parent = [], gitrepo.BASE_BRANCH
     for i in range(1, 14):
         if i == 6:
             edits = {"lib/test_hmm.c": (MARK, f"{MARK}\nthis line does not compile; /* bisect c{i} */")}
@@ -42,9 +41,9 @@ def make_history() -> tuple[Path, list[str]]:
             edits = {"lib/test_hmm.c": BREAK}
         else:
             edits = {"lib/test_hmm.c": (MARK, f"{MARK}\n/* bisect c{i}: harmless */")}
-        parent = gitkernel.commit_change(repo, parent, f"bisect test c{i}", edits)
+        parent = gitrepo.commit_change(repo, parent, f"bisect test c{i}", edits)
         commits.append(parent)
-    gitkernel.branch(repo, "bisect-bad", commits[-1])
+    gitrepo.branch(repo, "bisect-bad", commits[-1])
     return repo, commits
 
 
@@ -54,7 +53,7 @@ def _state_files() -> set[Path]:
 
 def test_bisect_finds_the_breaking_commit_and_resumes(tmp_path: Path) -> None:
     repo, commits = make_history()
-    args = ["bisect", "--tree", str(repo), "--good", gitkernel.BASE_BRANCH, "--bad", "bisect-bad",
+    args = ["bisect", "--tree", str(repo), "--good", gitrepo.BASE_BRANCH, "--bad", "bisect-bad",
             "--case", "exclusive_basic", "--timeout", "120"]
     for f in _state_files():  # a leftover from an earlier CI run would make this run a pure replay
         if json.loads(f.read_text()).get("steps", {}).get(commits[-1]):
@@ -100,7 +99,7 @@ def test_bisect_finds_the_breaking_commit_and_resumes(tmp_path: Path) -> None:
 
 def test_bisect_script_for_git_bisect_run(tmp_path: Path) -> None:
     repo, _ = make_history()
-    proc = run_hmmbench("bisect", "--tree", str(repo), "--good", gitkernel.BASE_BRANCH, "--bad", "bisect-bad",
+    proc = run_hmmbench("bisect", "--tree", str(repo), "--good", gitrepo.BASE_BRANCH, "--bad", "bisect-bad",
                         "--case", "exclusive_basic", "--script")
     assert proc.returncode == 0
     assert proc.stdout.startswith("#!/bin/sh")

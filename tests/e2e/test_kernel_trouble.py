@@ -1,7 +1,7 @@
 """Kernel trouble is a result: an injected WARN_ON and an injected hang, each pinned on its case.
 
 Both kernels are the Debian 6.12 tree plus a one-hunk patch, committed with fixed dates on top of a
-git import of the tree (tests/e2e/gitkernel.py), and built with `--kernel REPO@COMMIT`, so the builds
+git import of the tree (tests/e2e/gitrepo.py), and built with `--kernel REPO@COMMIT`, so the builds
 are incremental in one worktree and cached across CI runs.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from . import gitkernel
+from hmmbench import gitrepo
+
 from .conftest import run_hmmbench
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,8 @@ def cases_by_id(out: Path) -> tuple[dict[str, dict], dict]:
 
 
 def test_injected_warning_fails_the_case_that_triggered_it(tmp_path: Path) -> None:
-    repo = gitkernel.ensure_repo()
-    commit = gitkernel.commit_change(repo, gitkernel.BASE_BRANCH, "test: WARN in restore_exclusive_pte", WARN_PATCH)
+    repo = gitrepo.ensure_repo()
+    commit = gitrepo.commit_change(repo, gitrepo.BASE_BRANCH, "test: WARN in restore_exclusive_pte", WARN_PATCH)
     out = tmp_path / "warn"
     proc = run_hmmbench("run", "--kernel", f"{repo}@{commit}", "--case", "exclusive_bad_args",
                         "--case", "exclusive_basic", "--case", "exclusive_hugetlb", "--out", str(out))
@@ -52,7 +53,7 @@ def test_injected_warning_fails_the_case_that_triggered_it(tmp_path: Path) -> No
     hit = by_id["exclusive_basic[npages=4]"]["verdict"]
     assert hit["status"] == "FAIL"
     # The signature names the injected line (the function may be inlined into its caller).
-    patched = gitkernel.git_raw(repo, "show", f"{commit}:mm/memory.c").decode().splitlines()
+    patched = gitrepo.git_raw(repo, "show", f"{commit}:mm/memory.c").decode().splitlines()
     line = next(i + 1 for i, text in enumerate(patched) if "hmmbench test: injected" in text)
     assert hit["crashes"] and hit["crashes"][0]["location"] == f"mm/memory.c:{line}", hit["crashes"]
     assert hit["summary"].startswith("kernel trouble: WARNING in ")
@@ -65,8 +66,8 @@ def test_injected_warning_fails_the_case_that_triggered_it(tmp_path: Path) -> No
 
 
 def test_injected_hang_is_a_hang_and_the_run_goes_on(tmp_path: Path) -> None:
-    repo = gitkernel.ensure_repo()
-    commit = gitkernel.commit_change(repo, gitkernel.BASE_BRANCH, "test: hang in dmirror_exclusive", HANG_PATCH)
+    repo = gitrepo.ensure_repo()
+    commit = gitrepo.commit_change(repo, gitrepo.BASE_BRANCH, "test: hang in dmirror_exclusive", HANG_PATCH)
     out = tmp_path / "hang"
     proc = run_hmmbench("run", "--kernel", f"{repo}@{commit}", "--case", "exclusive_basic",
                         "--case", "exclusive_repeat", "--case", "exclusive_device_rw", "--timeout", "90",

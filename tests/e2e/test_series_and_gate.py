@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from . import gitkernel
+from hmmbench import gitrepo
+
 from .conftest import run_hmmbench
 
 pytestmark = pytest.mark.slow
@@ -25,11 +26,11 @@ HARMLESS_3 = {"mm/memory.c": ("#include <linux/kernel_stat.h>",
 
 
 def make_history() -> tuple[Path, list[str]]:
-    repo = gitkernel.ensure_repo()
-    commits, parent = [], gitkernel.BASE_BRANCH
+    repo = gitrepo.ensure_repo()
+    commits, parent = [], gitrepo.BASE_BRANCH
     for msg, edits in (("harmless one", HARMLESS_1), ("harmless two", HARMLESS_2),
                        ("test_hmm: break CHECK_EXCLUSIVE", BREAKING), ("harmless three", HARMLESS_3)):
-        parent = gitkernel.commit_change(repo, parent, msg, edits)
+        parent = gitrepo.commit_change(repo, parent, msg, edits)
         commits.append(parent)
     return repo, commits
 
@@ -38,10 +39,10 @@ def test_series_names_the_breaking_commit(tmp_path: Path) -> None:
     repo, commits = make_history()
     patches = tmp_path / "patches"
     subprocess.run(["git", "--git-dir", str(repo), "format-patch", "-q", "-o", str(patches),
-                    f"{gitkernel.BASE_BRANCH}..{commits[-1]}"], check=True)
+                    f"{gitrepo.BASE_BRANCH}..{commits[-1]}"], check=True)
     assert len(list(patches.glob("*.patch"))) == 4
     out = tmp_path / "series"
-    proc = run_hmmbench("series", "--tree", str(repo), "--base", gitkernel.BASE_BRANCH, "--patches", str(patches),
+    proc = run_hmmbench("series", "--tree", str(repo), "--base", gitrepo.BASE_BRANCH, "--patches", str(patches),
                         "--case", "exclusive_basic", "--out", str(out), "--json", str(tmp_path / "series.json"),
                         timeout=5400)
     report = json.loads((tmp_path / "series.json").read_text())

@@ -1,9 +1,9 @@
-"""A git history on top of the Debian 6.12 tree, for tests that need patched kernels.
+"""A git history on top of a fetched Debian tree: for patched kernels in tests and benchmarks.
 
 The repository is made once per machine under the hmmbench cache (the fetched tree is its work tree
-for the first commit; no copy), and test commits are written with git plumbing (no checkout) with
-fixed author/committer dates, so the same patch always yields the same commit hash and therefore the
-same cached kernel build on the next CI run.
+for the first commit; no copy), and commits are written with git plumbing (no checkout) with fixed
+author/committer dates, so the same change always yields the same commit hash and therefore the same
+cached kernel build next time.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def git(repo: Path, *args: str, index: Path | None = None, input: bytes | None =
     return git_raw(repo, *args, index=index, input=input).decode().strip()
 
 
-def ensure_repo() -> Path:
-    """The bare repository holding the Debian 6.12 tree as branch ``debian-base`` (made once)."""
-    tree = sources.fetch_debian("debian-6.12")
+def ensure_repo(kernel: str = "debian-6.12") -> Path:
+    """The bare repository holding a fetched Debian tree as branch ``debian-base`` (made once)."""
+    tree = sources.fetch_debian(kernel)
     repo = cache.cache_root() / "testrepos" / f"{cache.stable_hash(tree.identity)}.git"
     with cache.locked(repo.with_suffix(".lock")):
         if (repo / "refs" / "heads" / BASE_BRANCH).exists():

@@ -1,0 +1,170 @@
+"""Real machines over SSH: ``--target ssh://[user@]host[:port]``.
+
+The same agent and cases as in a QEMU guest, with preflight checks that each fail with one line saying
+what to do: reachable and authenticated; root or passwordless sudo; python3 and cffi; the kernel
+release; /dev/hmm_dmirror* present (or made present by ``modprobe test_hmm``); /proc/kpageflags
+readable; an ioctl table known for this release. Without a serial console, kernel messages come from
+the agent's /dev/kmsg cursor and the taint flags per case; a connection lost during a case is reported
+as a possible crash and the target is probed again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import paramiko
+
+from hmmbench import progress
+from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch
+from hmmbench.guest import uapi
+from hmmbench.ssh import SshTarget
+from hmmbench.target import Target
+
+DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
+
+
+@dataclass(frozen=True)
+class SshUrl:
+    user: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+
+def parse_url(url: str) -> SshUrl:
+    u = urlparse(url)
+    if u.scheme != "ssh" or not u.hostname:
+        raise HarnessError(f"--target {url!r}: expected ssh://[user@]host[:port]")
+    try:
+        port = u.port or 22
+    except ValueError as exc:
+        raise HarnessError(f"--target {url!r}: bad port") from exc
+    return SshUrl(u.username or "root", u.hostname, port)
+
+
+@dataclass
+class RemoteOptions:
+    identity: Path | None = None
+    known_hosts: Path | None = None
+    accept_new_host_key: bool = False
+    pinned_host_key: str | None = None  # an OpenSSH public key line; overrides known_hosts
+
+
+def connect(url: SshUrl, opts: RemoteOptions, timeout: float = 15.0) -> SshTarget:
+    """An authenticated connection, or a one-line HarnessError saying what is wrong."""
+    ssh = SshTarget(url.host, url.port, url.user, opts.identity, pinned_host_key=opts.pinned_host_key,
+                    known_hosts=opts.known_hosts or DEFAULT_KNOWN_HOSTS, accept_new=opts.accept_new_host_key)
+    try:
+        return ssh.connect(timeout=timeout)
+    except (HostKeyMismatch, HarnessError):
+        raise
+    except paramiko.AuthenticationException as exc:
+        raise HarnessError(f"{url}: authentication failed for {url.user}",
+                           "pass --identity KEY (a private key the target accepts)") from exc
+    except TimeoutError as exc:
+        raise GuestUnreachable(f"{url}: no answer within {timeout:.0f}s", "check host, port and network") from exc
+    except OSError as exc:
+        raise GuestUnreachable(f"{url}: unreachable ({exc.strerror or exc})",
+                               "check host, port and that sshd runs") from exc
+    except paramiko.SSHException as exc:
+        raise GuestUnreachable(f"{url}: SSH failed ({exc})", "is that port an SSH server?") from exc
+
+
+def preflight(ssh: SshTarget, label: str) -> tuple[str, dict]:
+    """Check the target can run the suite; returns (command prefix for root, agent info)."""
+    uid = ssh.run("id -u", timeout=30).stdout.strip()
+    prefix = ""
+    if uid != "0":
+        sudo = ssh.run("sudo -n true", timeout=30)
+        if sudo.status != 0:
+            why = "there is no sudo" if sudo.status == 127 else "sudo needs a password"
+            raise HarnessError(f"{label}: logged in as uid {uid}, and {why}",
+                               "log in as root, or allow passwordless sudo for this user")
+        prefix = "sudo -n "
+    py = ssh.run(f"{prefix}python3 -c 'import cffi'", timeout=60)
+    if py.status != 0:
+        missing = "python3" if "not found" in py.stderr else "python3-cffi"
+        raise HarnessError(f"{label}: {missing} is missing", "install python3 and python3-cffi on the target")
+    release = ssh.run("uname -r", timeout=30).stdout.strip()
+    if not ssh.run("ls /dev/hmm_dmirror0", timeout=30).status == 0:
+        probe = ssh.run(f"{prefix}modprobe test_hmm", timeout=120)
+        if ssh.run("ls /dev/hmm_dmirror0", timeout=30).status != 0:
+            raise HarnessError(
+                f"{label}: no /dev/hmm_dmirror0 on {release}, and modprobe test_hmm did not create it "
+                f"({probe.stderr.strip()[-120:] or 'no message'})",
+                "boot a kernel with CONFIG_TEST_HMM (hmmbench kernel build; --kexec can switch to it)")
+    if ssh.run(f"{prefix}head -c 8 /proc/kpageflags > /dev/null", timeout=30).status != 0:
+        raise HarnessError(f"{label}: /proc/kpageflags is not readable",
+                           "needs CONFIG_PROC_PAGE_MONITOR and root")
+    try:
+        uapi.ioctl_numbers(release)
+    except (uapi.UnknownUapi, ValueError) as exc:
+        raise HarnessError(f"{label}: no test_hmm ioctl table for {release}: {exc}") from exc
+    return prefix, {"release": release}
+
+
+class RemoteSession:
+    """A real machine as the runner uses it (same interface as QemuSession)."""
+
+    def __init__(self, url: SshUrl, opts: RemoteOptions, probe_timeout: float = 300.0) -> None:
+        self.url = url
+        self.opts = opts
+        self.probe_timeout = probe_timeout
+        self.target: Target | None = None
+        self.boots = 0
+        self.boot_seconds: list[float] = []
+        self.consoles: list[Path] = []
+        self.last_info: dict = {}
+
+    def boot(self) -> Target:
+        """Connect, preflight, deploy the agent (no boot: the machine is already running)."""
+        start = time.monotonic()
+        with progress.step(f"connecting to {self.url}"):
+            ssh = connect(self.url, self.opts)
+            prefix, _ = preflight(ssh, str(self.url))
+            target = Target(ssh, str(self.url), sudo=prefix)
+            target.deploy()
+            target.load_info()
+        self.boots += 1
+        self.boot_seconds.append(time.monotonic() - start)
+        self.target = target
+        self.last_info = target.info
+        return target
+
+    def restart(self, why: str) -> Target:
+        """After a lost connection: probe until the machine answers again (it may be rebooting)."""
+        progress.say(f"{self.url}: {why}; probing until it answers again (up to {self.probe_timeout:.0f}s)")
+        self.close()
+        deadline = time.monotonic() + self.probe_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                return self.boot()
+            except GuestUnreachable as exc:
+                last = exc
+                time.sleep(5)
+        raise GuestUnreachable(f"{self.url} did not come back within {self.probe_timeout:.0f}s: {last}")
+
+    @property
+    def target_info(self) -> dict:
+        return self.target.info if self.target else self.last_info
+
+    def alive(self) -> bool:
+        try:
+            connect(self.url, self.opts, timeout=5).close()
+            return True
+        except HarnessError:
+            return False
+
+    def console_lines(self) -> list[str]:
+        return []  # no serial console: the agent's kmsg cursor is the source
+
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.close()
+            self.target = None
