@@ -31,6 +31,8 @@ def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--known-hosts", type=Path, help="known_hosts file for --target (default ~/.ssh/known_hosts)")
     p.add_argument("--accept-new-host-key", action="store_true",
                    help="accept and pin an unknown host key (a changed key is always refused)")
+    p.add_argument("--kexec", help="with --target: switch the machine to this KERNEL (built by hmmbench) or bzImage "
+                   "first (kexec -l with the running command line, kexec -e, wait for SSH, verify)")
 
 
 def _remote_options(args: argparse.Namespace):
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--numa-nodes", type=int, default=2)
     run.add_argument("--junit", type=Path, help="also write JUnit XML here")
     run.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
+    run.add_argument("--net", choices=["user", "tap"], default="user",
+                     help="guest networking: QEMU user-mode (default) or a tap on a bridge in a netns (pyroute2)")
     _target_args(run)
     run.add_argument("--json", type=Path, help="also write results.json here")
 
@@ -146,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     guest.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     guest.add_argument("--for", dest="duration", type=float, help="stop after this many seconds (default: until "
                        "Ctrl-C or SIGTERM)")
+    guest.add_argument("--net", choices=["user", "tap"], default="user")
+    guest.add_argument("--count", type=int, default=1, help="guests to boot (with --net tap: on one bridge)")
 
     judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
@@ -195,11 +201,15 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"{img.recipe}: {img.rootfs} ({'cached' if img.cached else 'built'})")
         return 0
     if args.command == "run":
+        if args.kexec and not args.target:
+            raise HarnessError("--kexec needs --target ssh://...",
+                               "hmmbench's own QEMU guests boot the kernel directly")
         req = runner.RunRequest(
             kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
             base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
             memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
-            target_url=args.target, remote=_remote_options(args) if args.target else None,
+            target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
+            kexec=args.kexec,
         )
         code, res = runner.run(req)
         if args.json:
@@ -251,41 +261,55 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def _guest(args: argparse.Namespace) -> int:
-    """Boot and wait; the URL, key and pinned host key are printed as one JSON line for scripts."""
+    """Boot and wait; each guest's URL, key and pinned host key are printed as one JSON line for scripts."""
+    import contextlib
     import time
 
     from hmmbench import accel, runner
+    from hmmbench.netns import TapNetwork
     from hmmbench.qemu import GuestConfig
     from hmmbench.session import QemuSession
     from hmmbench.ssh import host_entry
 
+    if args.net == "user" and args.count != 1:
+        raise HarnessError("--count needs --net tap (user-mode guests cannot reach each other)")
     req = runner.RunRequest(kernel=args.kernel, tree=args.tree, base=args.base, fragments=args.fragment)
     _tree, kernel, image = runner.prepare(req)
     acc, _why = accel.choose(kernel.bzimage, image.rootfs, args.accel)
     out = (args.out or runner.default_out_dir(kernel.release + "-guest")).resolve()
-    session = QemuSession(kernel, image, out, GuestConfig(accel=acc))
-    try:
-        session.boot()
-        assert session.guest is not None
-        port = session.guest.ssh_port
-        known = out / "known_hosts"
-        known.write_text(f"{host_entry('127.0.0.1', port)} {image.host_public_key}\n")
-        info = {"url": f"ssh://root@127.0.0.1:{port}", "identity": str(image.client_key), "known_hosts": str(known),
-                "release": kernel.release, "console": str(session.guest.console_path)}
-        print(json.dumps(info), flush=True)
-        progress.say(f"guest up: ssh -i {image.client_key} -o UserKnownHostsFile={known} -p {port} root@127.0.0.1")
-        deadline = time.monotonic() + args.duration if args.duration else None
-        while (deadline is None or time.monotonic() < deadline) and session.alive():
-            time.sleep(1)
-        return 0
-    finally:
-        session.close()
+    sessions: list[QemuSession] = []
+    with TapNetwork() if args.net == "tap" else contextlib.nullcontext() as net:
+        try:
+            for i in range(args.count):
+                cfg = GuestConfig(accel=acc, tap=net.add_guest() if net else None)
+                session = QemuSession(kernel, image, out / f"guest{i}", cfg, net=net)
+                sessions.append(session)
+                session.boot()
+                assert session.guest is not None
+                host, port = session.guest.ssh_address
+                known = out / f"guest{i}" / "known_hosts"
+                known.write_text(f"{host_entry(host, port)} {image.host_public_key}\n")
+                info = {"url": f"ssh://root@{host}:{port}", "identity": str(image.client_key),
+                        "known_hosts": str(known), "release": kernel.release, "netns": net.name if net else None,
+                        "console": str(session.guest.console_path)}
+                print(json.dumps(info), flush=True)
+                prefix = f"ip netns exec {net.name} " if net else ""
+                progress.say(f"guest {i} up: {prefix}ssh -i {image.client_key} -o UserKnownHostsFile={known} "
+                             f"-p {port} root@{host}")
+            deadline = time.monotonic() + args.duration if args.duration else None
+            while (deadline is None or time.monotonic() < deadline) and all(s.alive() for s in sessions):
+                time.sleep(1)
+            return 0
+        finally:
+            for session in sessions:
+                session.close()
 
 
 def _bisect(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from hmmbench import bisect, results, runner
+    from hmmbench import bisection as bisect
+    from hmmbench import results, runner
 
     req = bisect.BisectRequest(
         repo=Path(args.tree).expanduser().resolve(), good=args.good, bad=args.bad, case=args.case,
@@ -306,7 +330,8 @@ def _bisect(args: argparse.Namespace) -> int:
 
 def _bisect_step(args: argparse.Namespace) -> int:
     """For `git bisect run`: the tree as it is checked out now; exit 0 good, 1 bad, 125 skip."""
-    from hmmbench import bisect, runner, sources
+    from hmmbench import bisection as bisect
+    from hmmbench import runner, sources
     from hmmbench.image import ImageBuilder
     from hmmbench.kbuild import BuildFailed, KernelBuilder
 

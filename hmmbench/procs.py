@@ -24,10 +24,18 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+def spawn(cmd: list[str], netns: str | None = None, **kwargs) -> subprocess.Popen:
     """Popen in its own session (Ctrl-C reaches hmmbench, which then stops the child in order)
-    that is killed by the kernel if hmmbench dies."""
-    return subprocess.Popen(cmd, preexec_fn=_die_with_parent, start_new_session=True, **kwargs)
+    that is killed by the kernel if hmmbench dies; optionally inside network namespace ``netns``."""
+
+    def prepare() -> None:
+        _die_with_parent()
+        if netns:
+            from hmmbench.netns import enter
+
+            enter(netns)
+
+    return subprocess.Popen(cmd, preexec_fn=prepare, start_new_session=True, **kwargs)
 
 
 def register(token: int, cleanup: Callable[[], None]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hmmbench import procs, progress
 from hmmbench.errors import HarnessError
+from hmmbench.netns import TapPort
 from hmmbench.qmp import Qmp
 
 QEMU = "qemu-system-x86_64"
@@ -35,6 +36,7 @@ class GuestConfig:
     accel: str = "tcg"
     extra_append: list[str] = field(default_factory=list)
     swap_mib: int = 256  # a sparse scratch disk, /dev/vdb in the guest, for the reclaim case's swap
+    tap: TapPort | None = None  # --net tap: this guest's tap device in hmmbench's namespace
 
 
 def free_port() -> int:
@@ -88,8 +90,8 @@ class QemuGuest:
             cmd = self.command()
             (self.run_dir / f"{self.name}-qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
             err_path = self.run_dir / f"{self.name}-qemu-stderr.log"
-            self.proc = procs.spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=open(err_path, "w"))
+            self.proc = procs.spawn(cmd, netns=self.cfg.tap.netns if self.cfg.tap else None,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(err_path, "w"))
             procs.register(id(self), self.close)
             self.started_at = time.monotonic()
             time.sleep(0.3)
@@ -108,10 +110,10 @@ class QemuGuest:
             require_qemu(), "-name", f"hmmbench-{self.name}", "-nodefaults", "-display", "none", "-no-reboot",
             "-machine", "pc", "-accel", cfg.accel, "-cpu", "max" if cfg.accel == "tcg" else "host",
             "-smp", str(cfg.cpus), "-m", f"{cfg.memory_mib}M",
-            "-kernel", str(self.bzimage), "-append", kernel_cmdline(cfg),
+            "-kernel", str(self.bzimage), "-append", self.cmdline(),
             "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
-            "-device", "virtio-net-pci,netdev=net0",
+            "-netdev", self.netdev(),
+            "-device", f"virtio-net-pci,netdev=net0,mac={self.mac()}",
             "-device", "virtio-rng-pci",
             "-chardev", f"file,id=con0,path={self.console_path}", "-serial", "chardev:con0",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
@@ -124,6 +126,27 @@ class QemuGuest:
                 cmd += ["-object", f"memory-backend-ram,id=mem{n},size={per_node}M",
                         "-numa", f"node,nodeid={n},memdev=mem{n}"]
         return cmd
+
+    def cmdline(self) -> str:
+        tap = self.cfg.tap
+        if tap:
+            return kernel_cmdline(self.cfg, tap.ip, tap.gateway, tap.netmask)
+        return kernel_cmdline(self.cfg)
+
+    def netdev(self) -> str:
+        tap = self.cfg.tap
+        if tap:
+            return f"tap,id=net0,ifname={tap.ifname},script=no,downscript=no"
+        return f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22"
+
+    def mac(self) -> str:
+        """A stable locally administered MAC per tap (guests on one bridge need distinct ones)."""
+        n = int(self.cfg.tap.ip.rsplit(".", 1)[1]) if self.cfg.tap else 1
+        return f"52:54:00:77:00:{n:02x}"
+
+    @property
+    def ssh_address(self) -> tuple[str, int]:
+        return (self.cfg.tap.ip, 22) if self.cfg.tap else ("127.0.0.1", self.ssh_port)
 
     def _make_overlay(self) -> None:
         if self.overlay.exists():
@@ -192,7 +215,9 @@ class QemuGuest:
 
     def describe(self) -> str:
         cfg = self.cfg
-        return f"{self.name}: {cfg.accel}, {cfg.cpus} CPUs, {cfg.memory_mib} MiB, ssh 127.0.0.1:{self.ssh_port}"
+        host, port = self.ssh_address
+        net = f"tap {cfg.tap.ifname} in {cfg.tap.netns}, " if cfg.tap else ""
+        return f"{self.name}: {cfg.accel}, {cfg.cpus} CPUs, {cfg.memory_mib} MiB, {net}ssh {host}:{port}"
 
 
 def wait_for_console(guest: QemuGuest, needle: str, timeout: float) -> bool:

@@ -168,3 +168,59 @@ class RemoteSession:
         if self.target is not None:
             self.target.close()
             self.target = None
+
+
+def kexec_into(url: SshUrl, opts: RemoteOptions, bzimage: Path, release: str | None, banner: str | None,
+               timeout: float = 600.0) -> dict:
+    """Load ``bzimage`` on the target with its running command line, ``kexec -e``, and wait for it.
+
+    Returns what was seen: the release and /proc/version before and after, and how long it took.
+    Raises a HarnessError saying so (with the last dmesg lines saved from before the switch) if the
+    target does not come back with the expected kernel.
+    """
+    ssh = connect(url, opts)
+    before = {"release": ssh.run("uname -r", timeout=30).stdout.strip(),
+              "proc_version": ssh.run("cat /proc/version", timeout=30).stdout.strip()}
+    prefix = "" if ssh.run("id -u", timeout=30).stdout.strip() == "0" else "sudo -n "
+    if ssh.run("command -v kexec", timeout=30).status != 0:
+        raise HarnessError(f"{url}: kexec is not installed", "install kexec-tools on the target")
+    dmesg_tail = ssh.run(f"{prefix}dmesg | tail -n 50", timeout=30).stdout
+    remote_image = "/tmp/hmmbench-kexec-bzImage"
+    with progress.step(f"copying {bzimage} to {url}"):
+        ssh.put_file(bzimage, remote_image, 0o644)
+    load = ssh.run(f"{prefix}kexec -l {remote_image} --reuse-cmdline", timeout=300)
+    if load.status != 0:
+        raise HarnessError(f"{url}: kexec -l failed: {load.stderr.strip()[-200:]}",
+                           "the running kernel needs CONFIG_KEXEC (and KEXEC_FILE for signed setups)")
+    start = time.monotonic()
+    with progress.step(f"kexec -e on {url} ({before['release']} -> {release or bzimage.name})"):
+        try:
+            ssh.run(f"{prefix}sh -c 'sync; (sleep 1; kexec -e) >/dev/null 2>&1 &'", timeout=30)
+        except Exception:  # noqa: BLE001 - the connection may die as the kernel switches
+            pass
+        ssh.close()
+        time.sleep(3)
+        deadline = start + timeout
+        back = None
+        while time.monotonic() < deadline:
+            try:
+                back = connect(url, opts, timeout=10)
+                now = back.run("uname -r", timeout=30).stdout.strip()
+                if now != before["release"] or release is None or now == release:
+                    break
+                back.close()
+                back = None
+            except HarnessError:
+                pass
+            time.sleep(3)
+    if back is None:
+        raise GuestUnreachable(
+            f"{url} did not come back within {timeout:.0f}s after kexec -e",
+            f"check its console; last dmesg before the switch:\n{dmesg_tail[-1500:]}")
+    after = {"release": back.run("uname -r", timeout=30).stdout.strip(),
+             "proc_version": back.run("cat /proc/version", timeout=30).stdout.strip()}
+    back.close()
+    if (release and after["release"] != release) or (banner and after["proc_version"] != banner):
+        raise HarnessError(f"{url} came back running {after['release']} ({after['proc_version']}), "
+                           f"expected {release} ({banner})", "the kexec'd kernel did not take over")
+    return {"before": before, "after": after, "seconds": round(time.monotonic() - start, 1)}

@@ -8,6 +8,7 @@ remaining cases.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from hmmbench import __version__, accel, cache, cases, progress, report, results, sources
 from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
 from hmmbench.kbuild import BuiltKernel, KernelBuilder
+from hmmbench.netns import TapNetwork
 from hmmbench.qemu import GuestConfig
 from hmmbench.session import QemuSession
 from hmmbench.ssh import CommandTimeout, ConnectionLost
@@ -38,8 +40,10 @@ class RunRequest:
     numa_nodes: int = 2
     junit: Path | None = None
     case_timeout: float | None = None
+    net: str = "user"  # "user" (QEMU user-mode, SSH forwarded on 127.0.0.1) or "tap" (pyroute2 namespace)
     target_url: str | None = None  # ssh://[user@]host[:port]: a running machine instead of a QEMU guest
     remote: object | None = None  # hmmbench.remote.RemoteOptions
+    kexec: str | None = None  # with target_url: a KERNEL (built by hmmbench) or a bzImage path to kexec into
 
 
 def select_cases(names: list[str]) -> list[cases.CaseSpec]:
@@ -83,7 +87,6 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or default_out_dir(kernel.release)).resolve()
     cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
-    session = QemuSession(kernel, image, out_dir, cfg)
     kernel_meta = {
         "label": tree.label, "release": kernel.release, "banner": kernel.banner,
         "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
@@ -92,7 +95,12 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     target_meta = {"kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
                    "numa_nodes": cfg.numa_nodes}
     image_meta = {"recipe": image.recipe, "key": image.key, "cached": image.cached}
-    return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, image_meta)
+    with TapNetwork() if req.net == "tap" else contextlib.nullcontext() as net:
+        if net is not None:
+            cfg.tap = net.add_guest()
+            target_meta["net"] = f"tap {cfg.tap.ifname} {cfg.tap.ip} in {net.name}"
+        session = QemuSession(kernel, image, out_dir, cfg, net=net)
+        return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, image_meta)
 
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
@@ -100,9 +108,29 @@ def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> 
     from hmmbench import remote
 
     url = remote.parse_url(req.target_url or "")
-    session = remote.RemoteSession(url, req.remote or remote.RemoteOptions())
+    opts = req.remote or remote.RemoteOptions()
+    target_meta: dict = {"kind": "ssh", "url": str(url)}
+    kernel_meta = None
+    if req.kexec:
+        bzimage, kernel = _kexec_kernel(req)
+        target_meta["kexec"] = remote.kexec_into(url, opts, bzimage, kernel.release if kernel else None,
+                                                 kernel.banner if kernel else None)
+        if kernel is not None:
+            kernel_meta = {"label": req.kexec, "release": kernel.release, "banner": kernel.banner,
+                           "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash,
+                           "build_key": kernel.key, "build_seconds": kernel.build_seconds, "cached": kernel.cached}
+    session = remote.RemoteSession(url, opts)
     out_dir = (req.out_dir or default_out_dir(url.host)).resolve()
-    return _run_session(req, specs, session, out_dir, started, None, {"kind": "ssh", "url": str(url)}, None)
+    return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, None)
+
+
+def _kexec_kernel(req: RunRequest) -> tuple[Path, BuiltKernel | None]:
+    """--kexec KERNEL: a bzImage file as it is, or a kernel spec built by hmmbench (cached)."""
+    spec = req.kexec or ""
+    if Path(spec).is_file():
+        return Path(spec), None
+    kernel = KernelBuilder(sources.resolve_spec(spec), req.fragments, req.base).build()
+    return kernel.bzimage, kernel
 
 
 def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir: Path, started: float,

@@ -15,6 +15,7 @@ from hmmbench import progress
 from hmmbench.errors import GuestUnreachable, HarnessError
 from hmmbench.image import GuestImage
 from hmmbench.kbuild import BuiltKernel
+from hmmbench.netns import TapNetwork
 from hmmbench.qemu import GuestConfig, QemuGuest
 from hmmbench.ssh import SshTarget, wait_for_ssh
 from hmmbench.target import Target
@@ -25,7 +26,9 @@ def boot_timeout() -> float:
 
 
 class QemuSession:
-    def __init__(self, kernel: BuiltKernel, image: GuestImage, run_dir: Path, cfg: GuestConfig) -> None:
+    def __init__(self, kernel: BuiltKernel, image: GuestImage, run_dir: Path, cfg: GuestConfig,
+                 net: TapNetwork | None = None) -> None:
+        self.net = net
         self.kernel = kernel
         self.image = image
         self.run_dir = run_dir
@@ -46,9 +49,11 @@ class QemuSession:
         guest.start()
         with progress.step(f"booting {self.kernel.release} ({guest.describe()})"):
             deadline = start + boot_timeout()
+            host, port = guest.ssh_address
+            net = self.net
             ssh = wait_for_ssh(
-                lambda: SshTarget("127.0.0.1", guest.ssh_port, "root", self.image.client_key,
-                                  pinned_host_key=self.image.host_public_key),
+                lambda: SshTarget(host, port, "root", self.image.client_key, pinned_host_key=self.image.host_public_key,
+                                  sock_factory=(lambda: net.connect(host, port)) if net else None),
                 deadline, guest.alive,
                 lambda: f"console tail:\n{guest.console_tail()}\n(full console: {guest.console_path})",
             )

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import socket
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +71,9 @@ class SshTarget:
 
     def __init__(self, host: str, port: int, user: str = "root", key_file: Path | None = None,
                  pinned_host_key: str | None = None, known_hosts: Path | None = None,
-                 accept_new: bool = False) -> None:
+                 accept_new: bool = False, sock_factory: Callable[[], socket.socket] | None = None) -> None:
         self.host, self.port, self.user = host, port, user
+        self.sock_factory = sock_factory  # e.g. a socket connected from inside a network namespace
         self.key_file = key_file
         self.pinned = parse_public_key(pinned_host_key) if pinned_host_key else None
         self.known_hosts = known_hosts
@@ -95,6 +98,7 @@ class SshTarget:
         try:
             client.connect(
                 self.host, port=self.port, username=self.user,
+                sock=self.sock_factory() if self.sock_factory else None,
                 key_filename=str(self.key_file) if self.key_file else None,
                 timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                 allow_agent=self.key_file is None, look_for_keys=self.key_file is None,

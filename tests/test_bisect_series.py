@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import bisect, kbuild, series, sources
+from hmmbench import bisection as bisect
+from hmmbench import kbuild, series, sources
 from hmmbench.errors import HarnessError
 
 

@@ -1,0 +1,152 @@
+"""Guest networking with pyroute2: ``--net tap``.
+
+Per run: a network namespace ``hmmbench-<pid>``, a bridge in it, one tap device per guest on that
+bridge, addresses on one /24. QEMU is started inside the namespace (so it opens its tap there), and
+the harness reaches the guests from inside it too: a short-lived child enters the namespace, connects,
+and hands the connected socket back over SCM_RIGHTS, so paramiko gets an ordinary socket. Nothing is
+added to the host's own namespace. The namespace is removed when the run ends (normally, on an
+exception, on SIGTERM/Ctrl-C); one left by a harness that was killed outright is found and removed by
+the next run (its pid is part of the name).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from pyroute2 import NetNS, netns
+
+from hmmbench import procs, progress
+from hmmbench.errors import HarnessError
+
+PREFIX = "hmmbench-"
+SUBNET = "10.77.0"
+BRIDGE = "hmmbr0"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def remove_leftovers() -> list[str]:
+    """Delete namespaces of hmmbench runs whose process is gone; returns their names."""
+    removed = []
+    for name in netns.listnetns():
+        if name.startswith(PREFIX):
+            tail = name[len(PREFIX):]
+            if tail.isdigit() and not _pid_alive(int(tail)):
+                netns.remove(name)
+                removed.append(name)
+    if removed:
+        progress.say(f"removed network namespaces left by earlier runs: {', '.join(removed)}")
+    return removed
+
+
+@dataclass(frozen=True)
+class TapPort:
+    """One guest's attachment: the tap device and the addresses its kernel's ip= option sets."""
+
+    netns: str
+    ifname: str
+    ip: str
+    gateway: str
+    netmask: str = "255.255.255.0"
+
+
+class TapNetwork:
+    """The namespace, bridge and taps of one run. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.name = f"{PREFIX}{os.getpid()}"
+        self.ports: list[TapPort] = []
+        self.gateway = f"{SUBNET}.1"
+
+    def __enter__(self) -> TapNetwork:
+        if os.geteuid() != 0:
+            raise HarnessError("--net tap needs root (network namespaces, bridges, tap devices)")
+        remove_leftovers()
+        if self.name in netns.listnetns():
+            netns.remove(self.name)
+        netns.create(self.name)
+        procs.register(id(self), self.close)
+        try:
+            with NetNS(self.name) as ns:
+                ns.link("add", ifname=BRIDGE, kind="bridge")
+                bridge = ns.link_lookup(ifname=BRIDGE)[0]
+                for index in (ns.link_lookup(ifname="lo")[0], bridge):
+                    ns.link("set", index=index, state="up")
+                ns.addr("add", index=bridge, address=self.gateway, prefixlen=24)
+        except Exception:
+            self.close()
+            raise
+        progress.say(f"network namespace {self.name}: bridge {BRIDGE} {self.gateway}/24")
+        return self
+
+    def add_guest(self) -> TapPort:
+        """A new tap on the bridge and the next free address for its guest."""
+        n = len(self.ports)
+        port = TapPort(self.name, f"hmmtap{n}", f"{SUBNET}.{10 + n}", self.gateway)
+        with NetNS(self.name) as ns:
+            ns.link("add", ifname=port.ifname, kind="tuntap", mode="tap")
+            tap = ns.link_lookup(ifname=port.ifname)[0]
+            ns.link("set", index=tap, master=ns.link_lookup(ifname=BRIDGE)[0])
+            ns.link("set", index=tap, state="up")
+        self.ports.append(port)
+        return port
+
+    def connect(self, host: str, port: int, timeout: float = 8.0) -> socket.socket:
+        """A TCP connection to ``host:port`` made from inside the namespace."""
+        return connect_in(self.name, host, port, timeout)
+
+    def close(self) -> None:
+        procs.unregister(id(self))
+        if self.name in netns.listnetns():
+            netns.remove(self.name)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect_in(ns_name: str, host: str, port: int, timeout: float) -> socket.socket:
+    """Fork, enter ``ns_name``, connect, and send the connected socket back (SCM_RIGHTS)."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            parent.close()
+            netns.setns(ns_name)
+            conn = socket.create_connection((host, port), timeout=timeout)
+            socket.send_fds(child, [b"ok"], [conn.fileno()])
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - report any failure to the parent
+            try:
+                child.sendall(f"error {type(exc).__name__}: {exc}".encode()[:500])
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    child.close()
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(parent, 600, 1)
+    finally:
+        parent.close()
+        os.waitpid(pid, 0)
+    if not fds:
+        text = msg.decode(errors="replace") or "no answer"
+        raise OSError(f"connect to {host}:{port} in {ns_name} failed: {text}")
+    sock = socket.socket(fileno=fds[0])
+    sock.settimeout(None)
+    return sock
+
+
+def enter(ns_name: str) -> None:
+    """For a child between fork and exec (QEMU): move into the namespace."""
+    netns.setns(ns_name)
