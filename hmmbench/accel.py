@@ -58,10 +58,10 @@ def probe_kvm(bzimage: Path, rootfs: Path) -> dict:
                 ok = wait_for_console(guest, "Linux version", PROBE_SECONDS)
                 tail = guest.console_tail(3)
             except Exception as exc:  # noqa: BLE001 - any failure means "do not use KVM"
-                ok, tail = False, str(exc)
+                ok, tail = False, getattr(exc, "reason", str(exc))
             finally:
                 guest.close(grace=0.5)
     if ok:
         return {"accel": "kvm", "why": "KVM trial boot reached the kernel"}
-    return {"accel": "tcg", "why": f"KVM trial boot did not reach the kernel in {PROBE_SECONDS:.0f}s "
-                                   f"({tail.strip().splitlines()[-1] if tail.strip() else 'no console output'})"}
+    last = tail.strip().splitlines()[-1] if tail.strip() else "no console output"
+    return {"accel": "tcg", "why": f"KVM trial boot did not reach the kernel in {PROBE_SECONDS:.0f}s: {last[:90]}"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 from pyroute2 import NetNS, netns
@@ -23,6 +24,14 @@ from hmmbench.errors import HarnessError
 PREFIX = "hmmbench-"
 SUBNET = "10.77.0"
 BRIDGE = "hmmbr0"
+
+
+def _index(ns: NetNS, ifname: str) -> int:
+    """The interface index of ``ifname`` (scanning the links: NetNS.link_lookup is unreliable in 0.9)."""
+    for link in ns.get_links():
+        if link.get_attr("IFLA_IFNAME") == ifname:
+            return link["index"]
+    raise HarnessError(f"interface {ifname} not found in the hmmbench network namespace")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -79,8 +88,8 @@ class TapNetwork:
         try:
             with NetNS(self.name) as ns:
                 ns.link("add", ifname=BRIDGE, kind="bridge")
-                bridge = ns.link_lookup(ifname=BRIDGE)[0]
-                for index in (ns.link_lookup(ifname="lo")[0], bridge):
+                bridge = _index(ns, BRIDGE)
+                for index in (_index(ns, "lo"), bridge):
                     ns.link("set", index=index, state="up")
                 ns.addr("add", index=bridge, address=self.gateway, prefixlen=24)
         except Exception:
@@ -90,14 +99,10 @@ class TapNetwork:
         return self
 
     def add_guest(self) -> TapPort:
-        """A new tap on the bridge and the next free address for its guest."""
+        """The next tap name and address. QEMU creates the (non-persistent) tap itself when it starts
+        inside the namespace, and :func:`attach` puts it on the bridge; it disappears with QEMU."""
         n = len(self.ports)
         port = TapPort(self.name, f"hmmtap{n}", f"{SUBNET}.{10 + n}", self.gateway)
-        with NetNS(self.name) as ns:
-            ns.link("add", ifname=port.ifname, kind="tuntap", mode="tap")
-            tap = ns.link_lookup(ifname=port.ifname)[0]
-            ns.link("set", index=tap, master=ns.link_lookup(ifname=BRIDGE)[0])
-            ns.link("set", index=tap, state="up")
         self.ports.append(port)
         return port
 
@@ -145,6 +150,23 @@ def connect_in(ns_name: str, host: str, port: int, timeout: float) -> socket.soc
     sock = socket.socket(fileno=fds[0])
     sock.settimeout(None)
     return sock
+
+
+def attach(port: TapPort, timeout: float = 10.0) -> None:
+    """Wait for QEMU's tap to appear in the namespace, then put it on the bridge and bring it up."""
+    deadline = time.monotonic() + timeout
+    with NetNS(port.netns) as ns:
+        while True:
+            try:
+                tap = _index(ns, port.ifname)
+                break
+            except HarnessError:
+                if time.monotonic() > deadline:
+                    raise HarnessError(f"QEMU did not create tap {port.ifname} in {port.netns}",
+                                       "is /dev/net/tun available (CONFIG_TUN on the host)?") from None
+                time.sleep(0.1)
+        ns.link("set", index=tap, master=_index(ns, BRIDGE))
+        ns.link("set", index=tap, state="up")
 
 
 def enter(ns_name: str) -> None:

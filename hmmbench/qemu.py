@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import procs, progress
+from hmmbench import netns, procs, progress
 from hmmbench.errors import HarnessError
 from hmmbench.netns import TapPort
 from hmmbench.qmp import Qmp
@@ -57,7 +57,8 @@ def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_
     parts = [
         "console=ttyS0,115200", "root=/dev/vda", "rw", "rootfstype=ext4", "init=/sbin/hmmbench-init",
         f"ip={ip}::{gateway}:{netmask}:hmmbench:eth0:off", "panic=-1", "printk.devkmsg=on",
-        "hung_task_timeout_secs=30",
+        # Report a task stuck in D state after 20 s (default 120 s: longer than a case's timeout).
+        "sysctl.kernel.hung_task_timeout_secs=20",
     ]
     return " ".join(parts + cfg.extra_append)
 
@@ -96,6 +97,8 @@ class QemuGuest:
             self.started_at = time.monotonic()
             time.sleep(0.3)
             if self.proc.poll() is None:
+                if self.cfg.tap:
+                    netns.attach(self.cfg.tap)
                 return self
             err = err_path.read_text().strip()
             procs.unregister(id(self))

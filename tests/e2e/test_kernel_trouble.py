@@ -1,7 +1,7 @@
 """Kernel trouble is a result: an injected WARN_ON and an injected hang, each pinned on its case.
 
 Both kernels are the Debian 6.12 tree plus a one-hunk patch, committed with fixed dates on top of a
-git import of the tree (tests/e2e/gitrepo.py), and built with `--kernel REPO@COMMIT`, so the builds
+git import of the tree (hmmbench/gitrepo.py), and built with `--kernel REPO@COMMIT`, so the builds
 are incremental in one worktree and cached across CI runs.
 """
 
@@ -30,8 +30,8 @@ HANG_PATCH = {
         "\tstart = cmd->addr;\n\tend = start + size;\n\tif (end < start)\n\t\treturn -EINVAL;\n\n"
         "\t/* Since the mm is for the mirrored process, get a reference first. */",
         "\tstart = cmd->addr;\n\tend = start + size;\n\tif (end < start)\n\t\treturn -EINVAL;\n\n"
-        "\twhile (cmd->npages == 65) /* hmmbench test: injected hang */\n"
-        "\t\tschedule_timeout_uninterruptible(HZ);\n\n"
+        "\twhile (cmd->npages == 65) { /* hmmbench test: injected hang, never woken */\n"
+        "\t\tset_current_state(TASK_UNINTERRUPTIBLE);\n\t\tschedule();\n\t}\n\n"
         "\t/* Since the mm is for the mirrored process, get a reference first. */",
     ),
 }
@@ -76,7 +76,7 @@ def test_injected_hang_is_a_hang_and_the_run_goes_on(tmp_path: Path) -> None:
     by_id, res = cases_by_id(out)
     hang = by_id["exclusive_repeat"]["verdict"]
     assert hang["status"] == "FAIL" and hang["summary"].startswith("hang")
-    # The hung task detector (30 s in the guest) names the place, and the excerpt is kept.
+    # The hung task detector (20 s in the guest) names the place, and the excerpt is kept.
     assert any(c["kind"] == "hung_task" and "dmirror" in c["title"] for c in hang["crashes"]), hang["crashes"]
     assert Path(by_id["exclusive_repeat"]["console_excerpt"]).is_file()
     # A fresh guest ran the remaining case.
