@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", type=Path, help="results directory")
     st.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     st.add_argument("--timeout", type=float, default=900.0, help="seconds hmm-tests may run")
+    _target_args(st)
 
     gate = sub.add_parser("gate", help="the suite on a base and a patched kernel: fixed, regressed, changed")
     gate.add_argument("--base", dest="base_kernel", default=None,
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--junit", type=Path, help="write JUnit XML here")
     gate.add_argument("--ktap", action="store_true", help="print KTAP instead of the table")
     gate.add_argument("--timeout", type=float, help="per-case timeout in seconds")
+    _target_args(gate)
 
     ser = sub.add_parser("series", help="build, boot and run the suite at every commit of a series")
     ser.add_argument("--tree", required=True, help="git repository of the kernel")
@@ -222,7 +224,8 @@ def dispatch(args: argparse.Namespace) -> int:
         from hmmbench import selftest_run
 
         req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
-                                base=args.base, fragments=args.fragment)
+                                base=args.base, fragments=args.fragment, target_url=args.target,
+                                remote=_remote_options(args) if args.target else None, kexec=args.kexec)
         code, res = selftest_run.run(req, timeout=args.timeout)
         print(selftest_run.table(res))
         return code
@@ -381,7 +384,8 @@ def _gate(args: argparse.Namespace) -> int:
     patched = args.patched or gate.DEFAULT_PATCHED
     out = args.out or Path("hmmbench-results") / f"gate-{dt.datetime.now():%Y%m%d-%H%M%S}"
     req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
-                            case_timeout=args.timeout)
+                            case_timeout=args.timeout, target_url=args.target,
+                            remote=_remote_options(args) if args.target else None)
     report = gate.run(req, base, patched, out.resolve())
     (out / "gate.txt").write_text(gate_report.mail(report))
     if args.markdown:

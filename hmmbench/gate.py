@@ -46,6 +46,8 @@ def run(req: runner.RunRequest, base_spec: str, patched_spec: str, out_dir: Path
     for side, spec in (("base", base_spec), ("patched", patched_spec)):
         progress.say(f"gate: {side} kernel {spec}")
         side_req = replace(req, kernel=spec, tree=None, out_dir=out_dir / side, junit=None)
+        if req.target_url:  # a real machine: switch it to this side's kernel first
+            side_req = replace(side_req, kexec=spec)
         _code, runs[side] = runner.run(side_req)
     report = build_report(base_spec, patched_spec, runs["base"], runs["patched"])
     results.write_json(out_dir / "gate.json", report)

@@ -9,8 +9,10 @@ other does not.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
+from pathlib import Path
 
 from hmmbench import accel, cases, progress, results, runner, selftest
 from hmmbench.qemu import GuestConfig
@@ -21,15 +23,31 @@ REMOTE_BINARY = "/tmp/hmm-tests"
 SELFTEST_TIMEOUT = 900.0
 
 
+def _session(req: runner.RunRequest, tree, kernel, image, out_dir: Path):
+    """A QEMU guest of ``kernel``, or with --target the remote machine (kexec'd first with --kexec)."""
+    if req.target_url:
+        from hmmbench import remote
+
+        url = remote.parse_url(req.target_url)
+        opts = req.remote or remote.RemoteOptions()
+        if req.kexec:
+            remote.kexec_into(url, opts, kernel.bzimage, kernel.release, kernel.banner)
+        return remote.RemoteSession(url, opts), "ssh", f"{url}"
+    acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
+    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
+    return QemuSession(kernel, image, out_dir, cfg), acc, why
+
+
 def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int, dict]:
+    """hmm-tests from the tree of --kernel/--tree (with --target: the tree of the kernel the machine runs)."""
     started = time.monotonic()
+    if req.kexec:
+        req = dataclasses.replace(req, kernel=req.kexec, tree=None)
     tree, kernel, image = runner.prepare(req)
     binary = selftest.build_hmm_tests(tree.path, tree.identity)
-    acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or runner.default_out_dir(kernel.release + "-selftest")).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
-    session = QemuSession(kernel, image, out_dir, cfg)
+    session, acc, why = _session(req, tree, kernel, image, out_dir)
     ours: list[dict] = []
     try:
         target = session.boot()
@@ -76,7 +94,7 @@ def _run_binary(session: QemuSession, timeout: float) -> tuple[str, str]:
     """hmm-tests' output and how it ended (exit status, timeout, or lost target)."""
     assert session.target is not None
     try:
-        res = session.target.ssh.run(f"cd /tmp && {REMOTE_BINARY} 2>&1", timeout=timeout)
+        res = session.target.ssh.run(f"cd /tmp && {session.target.sudo}{REMOTE_BINARY} 2>&1", timeout=timeout)
         return res.stdout, f"exit status {res.status}"
     except CommandTimeout as exc:
         session.target = None
