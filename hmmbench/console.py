@@ -129,17 +129,22 @@ def _match_start(line: str) -> tuple[str, str, tuple[str, ...]] | None:
 
 
 def _frames(excerpt: list[str]) -> list[str]:
-    out = []
+    """The stack's function names, reporting machinery skipped.
+
+    Frames marked ``?`` are ones the unwinder is not sure of; they are used only when the trace has
+    no reliable frame at all (a kernel without a frame-pointer or ORC unwinder marks every frame so).
+    """
+    reliable, guessed = [], []
     in_trace = False
     for line in excerpt:
         if "Call Trace:" in line:
             in_trace = True
             continue
-        if in_trace and (m := _FRAME.match(line)) and not m.group(1):
+        if in_trace and (m := _FRAME.match(line)):
             name = m.group(2).split(".")[0]
             if name not in _SKIP_FRAMES and not name.startswith(("entry_SYSCALL", "do_syscall")):
-                out.append(name)
-    return out
+                (guessed if m.group(1) else reliable).append(name)
+    return reliable or guessed
 
 
 def _culprit(excerpt: list[str], frames: list[str]) -> str | None:

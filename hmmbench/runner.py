@@ -256,6 +256,8 @@ def rejudge(results_path: Path) -> tuple[int, dict]:
         spec = known.get(entry["case"])
         if spec is None or entry.get("record") is None:
             continue
-        entry["verdict"] = cases.judge_record(spec, entry["record"], info).to_dict()
+        excerpt = Path(entry["console_excerpt"]) if entry.get("console_excerpt") else None
+        lines = excerpt.read_text(errors="replace").splitlines() if excerpt and excerpt.is_file() else None
+        entry["verdict"] = cases.judge_record(spec, entry["record"], info, lines).to_dict()
     data["summary"] = results.summary(data["cases"])
     return results.exit_code(data["cases"]), data

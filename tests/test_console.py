@@ -232,3 +232,27 @@ def test_parse_kmsg_record() -> None:
     assert parse_record(b"garbage without separator") is None
     assert parse_record(b"x,y,z;text") is None
     assert parse_record(b"6,1;too few fields") is None
+
+
+HUNG_GUESSED = """\
+INFO: task python3:75 blocked for more than 20 seconds.
+      Not tainted 6.12.117+ #3
+"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+task:python3         state:D stack:0     pid:75    tgid:75    ppid:66     flags:0x00000000
+Call Trace:
+ <TASK>
+ ? __schedule+0x3e6/0x410
+ ? schedule+0x23/0x34
+ ? dmirror_exclusive.constprop.0+0x90/0x2df
+ ? check_new_pages+0x6/0xd2
+ ? dmirror_fops_unlocked_ioctl+0x332/0x3ae
+ ? vfs_ioctl+0x16/0x23
+ </TASK>
+"""
+
+
+def test_hung_task_with_only_guessed_frames() -> None:
+    # Seen on a tinyconfig 6.12 guest (no frame-pointer/ORC unwinder): every frame is marked "?".
+    (r,) = console.parse(HUNG_GUESSED.splitlines())
+    assert r.title == "INFO: task hung in dmirror_exclusive"
+    assert r.frames[:2] == ["dmirror_exclusive", "check_new_pages"]
