@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from . import kmsg, pagemap, uapi
+from . import kmsg, memops, pagemap, uapi
 from .skip import Skip
 
 
@@ -50,6 +50,16 @@ class CaseContext:
 
     def mmap_anon(self, npages: int, prot: int = uapi.PROT_READ | uapi.PROT_WRITE, flags: int = 0):
         return self.libc.mmap(npages * self.page_size, prot, uapi.MAP_PRIVATE | uapi.MAP_ANONYMOUS | flags)
+
+    def base_pages(self, npages: int, seed: int = 0):
+        """``npages`` of private anonymous RW memory filled with the pattern, on base pages
+        (MADV_NOHUGEPAGE: THP is exclusive_thp's business); returns (pointer, the bytes written)."""
+        size = npages * self.page_size
+        p = self.mmap_anon(npages)
+        self.libc.call("madvise", p, size, uapi.MADV_NOHUGEPAGE)
+        data = memops.pattern(npages, self.page_size, seed)
+        self.ffi.memmove(p, data, size)
+        return p, data
 
     def pagemap(self, ptr, npages: int) -> list[int]:
         """Raw pagemap entries; every read is also logged with the kpageflags and kpagecount of each PFN."""

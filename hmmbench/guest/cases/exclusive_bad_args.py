@@ -7,7 +7,6 @@ change) and of the target range where there is one.
 from __future__ import annotations
 
 from .. import uapi
-from ..memops import pattern
 
 
 def observe(ctx, params: dict) -> dict:
@@ -15,9 +14,7 @@ def observe(ctx, params: dict) -> dict:
     dev = ctx.device(0)
     n = 4
     size = n * ps
-    sentinel = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", sentinel, size, uapi.MADV_NOHUGEPAGE)
-    ctx.ffi.memmove(sentinel, pattern(n, ps), size)
+    sentinel, sentinel_data = ctx.base_pages(n)
     s_addr = ctx.libc.addr(sentinel)
     mirror = ctx.ffi.new("char[]", size)
     obs: dict = {"sentinel_before": ctx.pagemap(sentinel, n), "attempts": {}}
@@ -44,5 +41,5 @@ def observe(ctx, params: dict) -> dict:
     ctx.libc.call("mprotect", ro, size, uapi.PROT_READ)
     attempt("read_only", ctx.libc.addr(ro), n, ro, n)
     obs["sentinel_after"] = ctx.pagemap(sentinel, n)
-    obs["sentinel_intact"] = ctx.ffi.buffer(sentinel, size)[:] == pattern(n, ps)
+    obs["sentinel_intact"] = ctx.ffi.buffer(sentinel, size)[:] == sentinel_data
     return obs

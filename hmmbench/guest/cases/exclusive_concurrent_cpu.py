@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import threading
 
-from .. import uapi
-from ..memops import pattern
-
 THREADS = 8
 ROUNDS = 100
 
@@ -28,10 +25,7 @@ def observe(ctx, params: dict) -> dict:
     ps = ctx.page_size
     dev = ctx.device(0)
     rounds = int(params.get("rounds", ROUNDS))
-    buf = ctx.mmap_anon(1)
-    ctx.libc.call("madvise", buf, ps, uapi.MADV_NOHUGEPAGE)
-    data = pattern(1, ps, 4242)
-    ctx.ffi.memmove(buf, data, ps)
+    buf, data = ctx.base_pages(1, 4242)
     addr = ctx.libc.addr(buf)
     mirror = ctx.ffi.new("char[]", ps)
     ffi = ctx.ffi

@@ -7,7 +7,6 @@ device still holds them; a CPU read then sees the device's data.
 
 from __future__ import annotations
 
-from .. import uapi
 from ..memops import pattern
 
 NPAGES = 16
@@ -17,10 +16,8 @@ def observe(ctx, params: dict) -> dict:
     ps, n = ctx.page_size, NPAGES
     size = n * ps
     dev = ctx.device(0)
-    buf = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-    cpu_data, dev_data = pattern(n, ps, 0), pattern(n, ps, 777)
-    ctx.ffi.memmove(buf, cpu_data, size)
+    buf, cpu_data = ctx.base_pages(n)
+    dev_data = pattern(n, ps, 777)
     addr = ctx.libc.addr(buf)
     mirror = ctx.ffi.new("char[]", size)
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-from .. import uapi
 from ..memops import pattern
 
 NPAGES = 16
@@ -20,10 +19,8 @@ def observe(ctx, params: dict) -> dict:
     ps, n = ctx.page_size, NPAGES
     size = n * ps
     dev = ctx.device(0)
-    buf = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-    original, parent_data, child_data = pattern(n, ps, 0), pattern(n, ps, 2), pattern(n, ps, 1)
-    ctx.ffi.memmove(buf, original, size)
+    buf, original = ctx.base_pages(n)
+    parent_data, child_data = pattern(n, ps, 2), pattern(n, ps, 1)
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}
     mirror = ctx.ffi.new("char[]", size)
     obs["exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(buf), n, mirror)

@@ -6,8 +6,7 @@ page looked unmapped to reclaim, migration and hwpoison: the root cause of the s
 
 from __future__ import annotations
 
-from .. import uapi
-from ..memops import pattern, touch_read
+from ..memops import touch_read
 
 NPAGES = 4
 
@@ -16,10 +15,7 @@ def observe(ctx, params: dict) -> dict:
     ps, n = ctx.page_size, NPAGES
     size = n * ps
     dev = ctx.device(0)
-    buf = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-    data = pattern(n, ps, 99)
-    ctx.ffi.memmove(buf, data, size)
+    buf, data = ctx.base_pages(n, 99)
     mirror = ctx.ffi.new("char[]", size)
     obs: dict = {"npages": n, "before": ctx.page_state(buf, n)}
     obs["exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(buf), n, mirror)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from .. import pagemap, uapi
+from .. import pagemap
 from ..helper_proc import SysfsWriter
-from ..memops import pattern, read_file, touch_read
+from ..memops import read_file, touch_read
 from ..skip import Skip
 
 NPAGES = 4
@@ -29,10 +29,7 @@ def observe(ctx, params: dict) -> dict:
         raise Skip("neither soft_offline_page (CONFIG_MEMORY_FAILURE) nor memory blocks (MEMORY_HOTREMOVE)")
     writer = SysfsWriter()  # forked before anything is exclusive
     dev = ctx.device(0)
-    buf = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-    data = pattern(n, ps, 31337)
-    ctx.ffi.memmove(buf, data, size)
+    buf, data = ctx.base_pages(n, 31337)
     addr = ctx.libc.addr(buf)
     mirror = ctx.ffi.new("char[]", size)
     obs: dict = {"npages": n, "method": method, "before": ctx.page_state(buf, n)}

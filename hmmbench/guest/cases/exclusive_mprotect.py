@@ -13,15 +13,6 @@ from ..memops import pattern, touch_read, touch_write
 NPAGES = 8
 
 
-def _buffer(ctx, seed: int):
-    size = NPAGES * ctx.page_size
-    p = ctx.mmap_anon(NPAGES)
-    ctx.libc.call("madvise", p, size, uapi.MADV_NOHUGEPAGE)
-    data = pattern(NPAGES, ctx.page_size, seed)
-    ctx.ffi.memmove(p, data, size)
-    return p, data
-
-
 def observe(ctx, params: dict) -> dict:
     ps, n = ctx.page_size, NPAGES
     size = n * ps
@@ -29,7 +20,7 @@ def observe(ctx, params: dict) -> dict:
     obs: dict = {"npages": n}
     mirror = ctx.ffi.new("char[]", size)
 
-    a, a_data = _buffer(ctx, 0)
+    a, a_data = ctx.base_pages(NPAGES, 0)
     a_addr = ctx.libc.addr(a)
     obs["a_before"] = ctx.pagemap(a, n)
     obs["a_exclusive"] = dev.command("EXCLUSIVE", a_addr, n, mirror)
@@ -44,7 +35,7 @@ def observe(ctx, params: dict) -> dict:
     obs["a_after_read"] = ctx.pagemap(a, n)
     obs["a_data_intact"] = ctx.ffi.buffer(a, size)[:] == a_data
 
-    b, b_data = _buffer(ctx, 5000)
+    b, b_data = ctx.base_pages(NPAGES, 5000)
     b_addr = ctx.libc.addr(b)
     obs["b_before"] = ctx.pagemap(b, n)
     obs["b_exclusive"] = dev.command("EXCLUSIVE", b_addr, n, mirror)
@@ -58,7 +49,7 @@ def observe(ctx, params: dict) -> dict:
     obs["b_snapshot_cmd"] = dev.command("SNAPSHOT", b_addr, n, snap)
     obs["b_snapshot"] = list(snap)
 
-    ctrl, _ = _buffer(ctx, 9000)
+    ctrl, _ = ctx.base_pages(NPAGES, 9000)
     touch_write(ctrl, n, ps)
     f0 = ctx.minflt()
     touch_write(ctrl, n, ps)

@@ -12,7 +12,7 @@ import os
 import subprocess
 
 from .. import uapi
-from ..memops import pattern, read_file, touch_read, write_file
+from ..memops import read_file, touch_read, write_file
 from ..skip import Skip
 
 NPAGES = 512
@@ -66,10 +66,7 @@ def observe(ctx, params: dict) -> dict:
     cg = _enter_cgroup()
     try:
         dev = ctx.device(0)
-        buf = ctx.mmap_anon(n)
-        ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-        data = pattern(n, ps, 777)
-        ctx.ffi.memmove(buf, data, size)
+        buf, data = ctx.base_pages(n, 777)
         addr = ctx.libc.addr(buf)
         obs["before"] = ctx.pagemap(buf, n)
         mirror = ctx.ffi.new("char[]", NEXCL * ps)

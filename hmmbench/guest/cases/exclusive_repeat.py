@@ -7,8 +7,7 @@ EXCLUSIVE again; page state after each step; data checked at the end.
 
 from __future__ import annotations
 
-from .. import uapi
-from ..memops import pattern, touch_read
+from ..memops import touch_read
 
 SIZES = (63, 64, 65, 1024)
 
@@ -19,10 +18,7 @@ def observe(ctx, params: dict) -> dict:
     obs: dict = {"ranges": {}}
     for n in SIZES:
         size = n * ps
-        buf = ctx.mmap_anon(n)
-        ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-        data = pattern(n, ps, n)
-        ctx.ffi.memmove(buf, data, size)
+        buf, data = ctx.base_pages(n, n)
         addr = ctx.libc.addr(buf)
         mirror = ctx.ffi.new("char[]", size)
         r: dict = {"npages": n, "before": ctx.pagemap(buf, n)}

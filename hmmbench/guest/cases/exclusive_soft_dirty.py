@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from .. import uapi
-from ..memops import pattern, touch_read, touch_write, write_file
+from ..memops import touch_read, touch_write, write_file
 from ..skip import Skip
 
 NPAGES = 4
@@ -33,15 +33,6 @@ struct uffdio_writeprotect { struct uffdio_range range; uint64_t mode; };
 """
 
 
-def _buf(ctx, seed: int):
-    size = NPAGES * ctx.page_size
-    p = ctx.mmap_anon(NPAGES)
-    ctx.libc.call("madvise", p, size, uapi.MADV_NOHUGEPAGE)
-    data = pattern(NPAGES, ctx.page_size, seed)
-    ctx.ffi.memmove(p, data, size)
-    return p, data
-
-
 def _ioctl(ctx, fd: int, request: int, arg) -> tuple[int, int]:
     return ctx.libc.call("ioctl", fd, ctx.ffi.cast("unsigned long", request), ctx.ffi.cast("void *", arg))
 
@@ -58,7 +49,7 @@ def _uffd_flow(ctx, dev) -> dict:
     try:
         api = ffi.new("struct uffdio_api *", {"api": UFFD_API, "features": 0})
         out["api"] = _ioctl(ctx, fd, UFFDIO_API, api)
-        p, data = _buf(ctx, 3)
+        p, data = ctx.base_pages(NPAGES, 3)
         addr = ctx.libc.addr(p)
         span = {"start": addr, "len": size}
         reg = ffi.new("struct uffdio_register *", {"range": span, "mode": UFFDIO_REGISTER_MODE_WP})
@@ -93,7 +84,7 @@ def observe(ctx, params: dict) -> dict:
         raise Skip(f"cannot clear soft-dirty bits ({err}): kernel without CONFIG_MEM_SOFT_DIRTY?")
     mirror = ctx.ffi.new("char[]", size)
 
-    p1, d1 = _buf(ctx, 1)
+    p1, d1 = ctx.base_pages(NPAGES, 1)
     write_file("/proc/self/clear_refs", "4")
     touch_write(p1, n, ps)
     obs["f1_after_write"] = ctx.pagemap(p1, n)
@@ -103,7 +94,7 @@ def observe(ctx, params: dict) -> dict:
     obs["f1_after_read"] = ctx.pagemap(p1, n)
     obs["f1_data_intact"] = ctx.ffi.buffer(p1, size)[:] == d1
 
-    p2, d2 = _buf(ctx, 2)
+    p2, d2 = ctx.base_pages(NPAGES, 2)
     obs["f2_exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(p2), n, mirror)
     obs["f2_clear_refs"] = write_file("/proc/self/clear_refs", "4")
     obs["f2_after_clear"] = ctx.pagemap(p2, n)

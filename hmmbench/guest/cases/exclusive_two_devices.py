@@ -6,8 +6,7 @@ access; 0 = it lost it), the page state, the mirrors, and the data seen by the C
 
 from __future__ import annotations
 
-from .. import uapi
-from ..memops import pattern, touch_read
+from ..memops import touch_read
 from ..skip import Skip
 
 NPAGES = 16
@@ -21,10 +20,7 @@ def observe(ctx, params: dict) -> dict:
     if not os.path.exists("/dev/hmm_dmirror1"):
         raise Skip("/dev/hmm_dmirror1 missing (test_hmm creates two device-private mirrors)")
     dev0, dev1 = ctx.device(0), ctx.device(1)
-    buf = ctx.mmap_anon(n)
-    ctx.libc.call("madvise", buf, size, uapi.MADV_NOHUGEPAGE)
-    data = pattern(n, ps)
-    ctx.ffi.memmove(buf, data, size)
+    buf, data = ctx.base_pages(n)
     addr = ctx.libc.addr(buf)
     m0, m1 = ctx.ffi.new("char[]", size), ctx.ffi.new("char[]", size)
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}
