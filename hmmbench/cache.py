@@ -70,6 +70,25 @@ def publishing(final: Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def exclusive_dir(path: Path, what: str) -> Iterator[None]:
+    """Hold ``path`` for this process only; a second hmmbench run pointed at it fails at once, naming it
+    (two runs in one results directory would share overlays, consoles and QMP sockets)."""
+    from hmmbench.errors import HarnessError
+
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".hmmbench.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise HarnessError(f"{what} {path} is in use by another hmmbench run",
+                               "give this run its own --out directory") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def read_json(path: Path) -> dict | None:
     """The JSON object in ``path``, or None if it is missing or unreadable (treated as a cache miss)."""
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -26,12 +27,20 @@ SUBNET = "10.77.0"
 BRIDGE = "hmmbr0"
 
 
-def _index(ns: NetNS, ifname: str) -> int:
-    """The interface index of ``ifname`` (scanning the links: NetNS.link_lookup is unreliable in 0.9)."""
-    for link in ns.get_links():
-        if link.get_attr("IFLA_IFNAME") == ifname:
-            return link["index"]
-    raise HarnessError(f"interface {ifname} not found in the hmmbench network namespace")
+def _index(ns: NetNS, ifname: str, wait: float = 0.0) -> int:
+    """The interface index of ``ifname``, polling up to ``wait`` seconds for it to appear.
+
+    Links are found by scanning ``get_links()``: in pyroute2 0.9 ``NetNS.link_lookup`` sometimes
+    answers nothing for a link that exists, and a just-added link may take a moment to be listed.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        for link in ns.get_links():
+            if link.get_attr("IFLA_IFNAME") == ifname:
+                return link["index"]
+        if time.monotonic() >= deadline:
+            raise HarnessError(f"interface {ifname} not found in the hmmbench network namespace")
+        time.sleep(0.1)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -87,8 +96,7 @@ class TapNetwork:
         procs.register(id(self), self.close)
         try:
             with NetNS(self.name) as ns:
-                ns.link("add", ifname=BRIDGE, kind="bridge")
-                bridge = _index(ns, BRIDGE)
+                bridge = self._add_bridge(ns)
                 for index in (_index(ns, "lo"), bridge):
                     ns.link("set", index=index, state="up")
                 ns.addr("add", index=bridge, address=self.gateway, prefixlen=24)
@@ -97,6 +105,20 @@ class TapNetwork:
             raise
         progress.say(f"network namespace {self.name}: bridge {BRIDGE} {self.gateway}/24")
         return self
+
+    def _add_bridge(self, ns: NetNS) -> int:
+        """Add the bridge (again, if the first request did not take) and return its index."""
+        for _attempt in range(3):
+            try:
+                ns.link("add", ifname=BRIDGE, kind="bridge")
+            except Exception as exc:  # noqa: BLE001 - "exists" from an earlier attempt is fine
+                if "exists" not in str(exc).lower():
+                    raise
+            try:
+                return _index(ns, BRIDGE, wait=2.0)
+            except HarnessError:
+                continue
+        raise HarnessError(f"could not create bridge {BRIDGE} in {self.name} (pyroute2)")
 
     def add_guest(self) -> TapPort:
         """The next tap name and address. QEMU creates the (non-persistent) tap itself when it starts
@@ -120,34 +142,28 @@ class TapNetwork:
 
 
 def connect_in(ns_name: str, host: str, port: int, timeout: float) -> socket.socket:
-    """Fork, enter ``ns_name``, connect, and send the connected socket back (SCM_RIGHTS)."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 1
+    """A TCP connection to ``host:port`` made from inside ``ns_name``.
+
+    setns(CLONE_NEWNET) moves only the calling thread, and a socket stays in the namespace it was
+    created in: so a short-lived thread enters the namespace, connects, and hands the socket back.
+    No fork: forking a process that runs paramiko's threads can deadlock the child on their locks.
+    """
+    result: dict = {}
+
+    def worker() -> None:
         try:
-            parent.close()
-            netns.setns(ns_name)
-            conn = socket.create_connection((host, port), timeout=timeout)
-            socket.send_fds(child, [b"ok"], [conn.fileno()])
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - report any failure to the parent
-            try:
-                child.sendall(f"error {type(exc).__name__}: {exc}".encode()[:500])
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
-    child.close()
-    try:
-        msg, fds, _flags, _addr = socket.recv_fds(parent, 600, 1)
-    finally:
-        parent.close()
-        os.waitpid(pid, 0)
-    if not fds:
-        text = msg.decode(errors="replace") or "no answer"
-        raise OSError(f"connect to {host}:{port} in {ns_name} failed: {text}")
-    sock = socket.socket(fileno=fds[0])
+            netns.setns(ns_name, flags=0)
+            result["sock"] = socket.create_connection((host, port), timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=worker, name=f"connect-{ns_name}", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    if "sock" not in result:
+        err = result.get("error") or TimeoutError("no answer")
+        raise OSError(f"connect to {host}:{port} in {ns_name} failed: {err}")
+    sock = result["sock"]
     sock.settimeout(None)
     return sock
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import os
 import signal
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
-_cleanups: dict[int, Callable[[], None]] = {}
+_cleanups: dict[int, tuple[int, Callable[[], None]]] = {}  # token -> (owning pid, cleanup)
 _lock = threading.Lock()
 
 
@@ -40,7 +41,7 @@ def spawn(cmd: list[str], netns: str | None = None, **kwargs) -> subprocess.Pope
 
 def register(token: int, cleanup: Callable[[], None]) -> None:
     with _lock:
-        _cleanups[token] = cleanup
+        _cleanups[token] = (os.getpid(), cleanup)
 
 
 def unregister(token: int) -> None:
@@ -49,9 +50,14 @@ def unregister(token: int) -> None:
 
 
 def cleanup_all() -> None:
+    """Stop what this process started. A forked child (pyroute2 forks to open sockets inside a
+    namespace) inherits the registry and runs atexit hooks when it exits: it must not tear down its
+    parent's guests and namespaces, so only entries registered by this very process are run."""
+    me = os.getpid()
     with _lock:
-        pending = list(_cleanups.values())
-        _cleanups.clear()
+        pending = [fn for pid, fn in _cleanups.values() if pid == me]
+        if pending:
+            _cleanups.clear()
     for fn in pending:
         try:
             fn()

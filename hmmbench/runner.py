@@ -136,13 +136,13 @@ def _kexec_kernel(req: RunRequest) -> tuple[Path, BuiltKernel | None]:
 def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir: Path, started: float,
                  kernel_meta: dict | None, target_meta: dict, image_meta: dict | None) -> tuple[int, dict]:
     """Boot or connect, run the cases, write results.json, JUnit and evidence.txt."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     case_results: list[dict] = []
-    try:
-        session.boot()
-        case_results = execute(session, specs, out_dir, req.case_timeout)
-    finally:
-        session.close()
+    with cache.exclusive_dir(out_dir, "results directory"):
+        try:
+            session.boot()
+            case_results = execute(session, specs, out_dir, req.case_timeout)
+        finally:
+            session.close()
     info = session.target_info
     if kernel_meta is None:  # a remote machine: the kernel is whatever it runs
         config = info.get("config") or {}

@@ -99,7 +99,8 @@ def test_preflight_errors(guest: dict, tmp_path: Path) -> None:
         assert nodev.returncode == 2 and "/dev/hmm_dmirror0" in nodev.stderr and "CONFIG_TEST_HMM" in nodev.stderr
     finally:
         guest_shell(guest, "mv /root/dev.off/* /dev/")
-    guest_shell(guest, "useradd -m tester && mkdir -p /home/tester/.ssh && cp /root/.ssh/authorized_keys "
+    # -p '*': no password, but not a locked account ("!"), which sshd without PAM refuses outright.
+    guest_shell(guest, "useradd -m -p '*' tester && mkdir -p /home/tester/.ssh && cp /root/.ssh/authorized_keys "
                        "/home/tester/.ssh/ && chown -R tester /home/tester/.ssh")
     user_url = guest["url"].replace("root@", "tester@")
     nonroot = run_hmmbench("run", "--target", user_url, "--identity", guest["identity"], "--known-hosts",

@@ -18,7 +18,10 @@ import pytest
 
 from .conftest import HMMBENCH, REPO, run_hmmbench
 
-pytestmark = pytest.mark.slow
+# "tapnet": --net tap still hangs in some boots (SSH never answers from inside the namespace; being
+# investigated, see the issue notes). These tests are kept and run with `pytest -m tapnet`, but CI
+# leaves them out until the cause is fixed rather than pass or fail by chance.
+pytestmark = [pytest.mark.slow, pytest.mark.tapnet]
 CASES = ["--case", "exclusive_basic", "--case", "exclusive_thp"]
 
 
