@@ -140,12 +140,21 @@ def test_read_pagemap_uses_virtual_page_index(tmp_path: Path, monkeypatch: pytes
 
 
 def test_read_kpageflags_skips_pfn_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake /proc/kpageflags: PFN 522880 holds 0x1820, PFN 99 reads short (nothing there).
     seen = []
+    opened = []
 
-    def fake(path: str, index: int, count: int) -> list[int]:
-        seen.append((path, index))
-        return [0x1820] if index == 522880 else []
+    def fake_open(path: str, flags: int) -> int:
+        opened.append(path)
+        return 12345
 
-    monkeypatch.setattr(pagemap, "_read_u64s", fake)
+    def fake_pread(fd: int, size: int, offset: int) -> bytes:
+        seen.append(("/proc/kpageflags", offset // 8))
+        return struct.pack("<Q", 0x1820) if offset == 522880 * 8 else b""
+
+    monkeypatch.setattr(pagemap.os, "open", fake_open)
+    monkeypatch.setattr(pagemap.os, "pread", fake_pread)
+    monkeypatch.setattr(pagemap.os, "close", lambda fd: None)
     assert pagemap.read_kpageflags([522880, 0, 99]) == [0x1820, None, None]
     assert seen == [("/proc/kpageflags", 522880), ("/proc/kpageflags", 99)]
+    assert opened == ["/proc/kpageflags"]  # opened once for all PFNs

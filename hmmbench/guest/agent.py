@@ -78,6 +78,15 @@ class CaseContext:
         self.page_log.append({"addr": addr, **state})
         return state
 
+    def control_write_faults(self, npages: int) -> int:
+        """Minor faults of the one-write-per-page loop on an ordinary, already-written buffer: the
+        noise floor a case subtracts before saying a write took (or took no) fault of its own."""
+        ctrl, _ = self.base_pages(npages, 9000)
+        memops.touch_write(ctrl, npages, self.page_size)
+        f0 = self.minflt()
+        memops.touch_write(ctrl, npages, self.page_size)
+        return self.minflt() - f0
+
     @staticmethod
     def minflt() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -83,14 +83,27 @@ def read_pagemap(addr: int, npages: int, page_size: int = 4096, pid: str = "self
     return _read_u64s(f"/proc/{pid}/pagemap", addr // page_size, npages)
 
 
+def _read_per_pfn(path: str, pfns: list[int]) -> list[int | None]:
+    """One u64 per PFN from a /proc/kpage* file, opened once (None for PFN 0, i.e. unknown)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out: list[int | None] = []
+        for p in pfns:
+            data = os.pread(fd, 8, p * 8) if p else b""
+            out.append(struct.unpack("<Q", data)[0] if len(data) == 8 else None)
+        return out
+    finally:
+        os.close(fd)
+
+
 def read_kpageflags(pfns: list[int]) -> list[int | None]:
     """Raw /proc/kpageflags of each PFN (None for PFN 0, i.e. unknown)."""
-    return [(_read_u64s("/proc/kpageflags", p, 1) or [None])[0] if p else None for p in pfns]
+    return _read_per_pfn("/proc/kpageflags", pfns)
 
 
 def read_kpagecount(pfns: list[int]) -> list[int | None]:
     """Raw /proc/kpagecount (the page's mapcount as the kernel reports it) of each PFN."""
-    return [(_read_u64s("/proc/kpagecount", p, 1) or [None])[0] if p else None for p in pfns]
+    return _read_per_pfn("/proc/kpagecount", pfns)
 
 
 def pfns_of(raw_entries: list[int]) -> list[int]:

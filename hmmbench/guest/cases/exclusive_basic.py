@@ -55,14 +55,7 @@ def observe(ctx, params: dict) -> dict:
     obs["read_faults"] = ctx.minflt() - f0
     obs["after_read"] = ctx.page_state(buf, npages)
 
-    # Noise floor: the same write loop over an ordinary, already-faulted buffer.
-    ctrl = ctx.mmap_anon(npages)
-    ctx.libc.call("madvise", ctrl, size, uapi.MADV_NOHUGEPAGE)
-    ctx.ffi.memmove(ctrl, b"\x01" * size, size)
-    touch_write(ctrl, npages, ps)
-    f0 = ctx.minflt()
-    touch_write(ctrl, npages, ps)
-    obs["control_write_faults"] = ctx.minflt() - f0
+    obs["control_write_faults"] = ctx.control_write_faults(npages)
 
     f0 = ctx.minflt()
     touch_write(buf, npages, ps)

@@ -49,11 +49,7 @@ def observe(ctx, params: dict) -> dict:
     obs["b_snapshot_cmd"] = dev.command("SNAPSHOT", b_addr, n, snap)
     obs["b_snapshot"] = list(snap)
 
-    ctrl, _ = ctx.base_pages(NPAGES, 9000)
-    touch_write(ctrl, n, ps)
-    f0 = ctx.minflt()
-    touch_write(ctrl, n, ps)
-    obs["control_write_faults"] = ctx.minflt() - f0
+    obs["control_write_faults"] = ctx.control_write_faults(n)
     f0 = ctx.minflt()
     touch_write(b, n, ps)
     obs["b_write_faults"] = ctx.minflt() - f0
