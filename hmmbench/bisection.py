@@ -41,8 +41,15 @@ class BisectRequest:
     repeat: int = 1
     run: runner.RunRequest = dataclasses.field(default_factory=runner.RunRequest)
 
+    def resolved(self) -> tuple[str, str]:
+        """(good, bad) as full commit hashes: names such as branches move, hashes do not."""
+        return (_git(self.repo, "rev-parse", "--verify", f"{self.good}^{{commit}}"),
+                _git(self.repo, "rev-parse", "--verify", f"{self.bad}^{{commit}}"))
+
     def state_key(self) -> str:
-        return cache.stable_hash(str(self.repo), self.good, self.bad, self.case, self.signature, self.repeat,
+        """Why hashes, not names: a branch moved to a new history must start a new bisection."""
+        good, bad = self.resolved()
+        return cache.stable_hash(str(self.repo), good, bad, self.case, self.signature, self.repeat,
                                  self.run.base, [str(f) for f in self.run.fragments or []])
 
 
@@ -76,7 +83,11 @@ class Bisector:
         self.req = req
         self.out_dir = out_dir
         self.state_path = cache.cache_root() / "bisect" / f"{req.state_key()}.json"
-        self.state = cache.read_json(self.state_path) or {"steps": {}}
+        good, bad = req.resolved()
+        self.state = cache.read_json(self.state_path) or {
+            "request": {"repo": str(req.repo), "good": good, "bad": bad, "case": req.case,
+                        "signature": req.signature, "repeat": req.repeat},
+            "steps": {}}
         self.spec = runner.select_cases([req.case])[0]
         self.image = ImageBuilder(req.run.recipe).build()
         self.cycles = 0  # build-boot cycles run by this invocation
@@ -127,8 +138,7 @@ class Bisector:
     def run(self) -> dict:
         started = time.monotonic()
         repo = self.req.repo
-        good = _git(repo, "rev-parse", "--verify", f"{self.req.good}^{{commit}}")
-        bad = _git(repo, "rev-parse", "--verify", f"{self.req.bad}^{{commit}}")
+        good, bad = self.req.resolved()
         count = int(_git(repo, "rev-list", "--count", f"{good}..{bad}"))
         if count == 0:
             raise HarnessError(f"{self.req.bad} is not a descendant of {self.req.good}", "swap --good and --bad?")

@@ -2,8 +2,8 @@
 
 Per run: a network namespace ``hmmbench-<pid>``, a bridge in it, one tap device per guest on that
 bridge, addresses on one /24. QEMU is started inside the namespace (so it opens its tap there), and
-the harness reaches the guests from inside it too: a short-lived child enters the namespace, connects,
-and hands the connected socket back over SCM_RIGHTS, so paramiko gets an ordinary socket. Nothing is
+the harness reaches the guests from inside it too: a short-lived thread enters the namespace and
+connects, and the socket (which stays in the namespace it was made in) goes to paramiko. Nothing is
 added to the host's own namespace. The namespace is removed when the run ends (normally, on an
 exception, on SIGTERM/Ctrl-C); one left by a harness that was killed outright is found and removed by
 the next run (its pid is part of the name).
@@ -183,8 +183,3 @@ def attach(port: TapPort, timeout: float = 10.0) -> None:
                 time.sleep(0.1)
         ns.link("set", index=tap, master=_index(ns, BRIDGE))
         ns.link("set", index=tap, state="up")
-
-
-def enter(ns_name: str) -> None:
-    """For a child between fork and exec (QEMU): move into the namespace."""
-    netns.setns(ns_name)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 _cleanups: dict[int, tuple[int, Callable[[], None]]] = {}  # token -> (owning pid, cleanup)
 _lock = threading.Lock()
@@ -29,14 +30,21 @@ def spawn(cmd: list[str], netns: str | None = None, **kwargs) -> subprocess.Pope
     """Popen in its own session (Ctrl-C reaches hmmbench, which then stops the child in order)
     that is killed by the kernel if hmmbench dies; optionally inside network namespace ``netns``."""
 
+    # The namespace is opened here, in the parent: between fork and exec only async-signal-safe work is
+    # sound in a process that has threads (paramiko's), so the child makes one setns() call on an open
+    # fd and imports, allocates and dlopens nothing.
+    ns_fd = os.open(f"/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC) if netns else -1
+
     def prepare() -> None:
         _die_with_parent()
-        if netns:
-            from hmmbench.netns import enter
+        if ns_fd >= 0 and _libc.setns(ns_fd, CLONE_NEWNET) != 0:
+            os._exit(127)
 
-            enter(netns)
-
-    return subprocess.Popen(cmd, preexec_fn=prepare, start_new_session=True, **kwargs)
+    try:
+        return subprocess.Popen(cmd, preexec_fn=prepare, start_new_session=True, **kwargs)
+    finally:
+        if ns_fd >= 0:
+            os.close(ns_fd)
 
 
 def register(token: int, cleanup: Callable[[], None]) -> None:

@@ -47,30 +47,31 @@ def make_history() -> tuple[Path, list[str]]:
     return repo, commits
 
 
-def _state_files() -> set[Path]:
-    return set((cache.cache_root() / "bisect").glob("*.json"))
+def _state_file_for(bad: str) -> Path | None:
+    """The state file of the bisection whose bad end is ``bad`` (states record their request)."""
+    for f in (cache.cache_root() / "bisect").glob("*.json"):
+        if json.loads(f.read_text()).get("request", {}).get("bad") == bad:
+            return f
+    return None
 
 
 def test_bisect_finds_the_breaking_commit_and_resumes(tmp_path: Path) -> None:
     repo, commits = make_history()
     args = ["bisect", "--tree", str(repo), "--good", gitrepo.BASE_BRANCH, "--bad", "bisect-bad",
             "--case", "exclusive_basic", "--timeout", "120"]
-    for f in _state_files():  # a leftover from an earlier CI run would make this run a pure replay
-        if json.loads(f.read_text()).get("steps", {}).get(commits[-1]):
-            f.unlink()
+    leftover = _state_file_for(commits[-1])  # from an earlier run: this run would be a pure replay
+    if leftover:
+        leftover.unlink()
 
     # First invocation: interrupted (SIGTERM) once three steps are recorded.
-    before = _state_files()
     proc = subprocess.Popen([*HMMBENCH, *args, "--out", str(tmp_path / "b1")], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 3600
     state = None
     while time.monotonic() < deadline and proc.poll() is None:
-        new = _state_files() - before
-        if new:
-            state = next(iter(new))
-            if len(json.loads(state.read_text())["steps"]) >= 3:
-                break
+        state = _state_file_for(commits[-1])
+        if state and len(json.loads(state.read_text())["steps"]) >= 3:
+            break
         time.sleep(2)
     assert proc.poll() is None, f"bisect ended before it could be interrupted: {proc.communicate()[1][-2000:]}"
     proc.send_signal(signal.SIGTERM)
