@@ -82,7 +82,8 @@ class TapNetwork:
     """The namespace, bridge and taps of one run. Use as a context manager."""
 
     def __init__(self) -> None:
-        self.name = f"{PREFIX}{os.getpid()}"
+        self.owner = os.getpid()
+        self.name = f"{PREFIX}{self.owner}"
         self.ports: list[TapPort] = []
         self.gateway = f"{SUBNET}.1"
 
@@ -133,6 +134,8 @@ class TapNetwork:
         return connect_in(self.name, host, port, timeout)
 
     def close(self) -> None:
+        if not procs.is_owner(self.owner):  # a forked child unwinding a copy of our stack
+            return
         procs.unregister(id(self))
         if self.name in netns.listnetns():
             netns.remove(self.name)

@@ -78,14 +78,29 @@ def live_count() -> int:
         return len(_cleanups)
 
 
+_handler_owner = 0  # the pid that installed the signal handlers
+
+
 def _raise_exit(signum: int, _frame: object) -> None:
+    """In hmmbench itself: unwind (every ``with`` stops its guest). In a forked child that inherited the
+    handler (pyroute2 forks helpers and stops them with SIGTERM): leave at once. Unwinding there would run
+    the parent's ``with`` blocks in the child: that removed the run's network namespace under a live guest."""
+    if os.getpid() != _handler_owner:
+        os._exit(128 + signum)
     raise SystemExit(128 + signum)
 
 
 def install_signal_handlers() -> None:
     """SIGTERM/SIGHUP unwind like Ctrl-C does, so every ``with`` block stops its guest."""
+    global _handler_owner
+    _handler_owner = os.getpid()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_exit)
+
+
+def is_owner(pid: int) -> bool:
+    """True in the process ``pid`` itself, False in a forked child that inherited an object of it."""
+    return os.getpid() == pid
 
 
 atexit.register(cleanup_all)

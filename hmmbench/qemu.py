@@ -8,6 +8,7 @@ changes), the serial console captured to a file, user-mode networking with SSH f
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -79,6 +80,7 @@ class QemuGuest:
         self.ssh_port = 0
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0
+        self.owner = os.getpid()  # close() is a no-op in a forked child holding a copy of this object
 
     # -------------------------------------------------------------- lifecycle
 
@@ -179,7 +181,7 @@ class QemuGuest:
     def close(self, grace: float = 5.0) -> None:
         """Stop QEMU: QMP quit, then SIGTERM, then SIGKILL; always reaps the process."""
         proc = self.proc
-        if proc is None:
+        if proc is None or not procs.is_owner(self.owner):
             return
         if proc.poll() is None:
             try:
