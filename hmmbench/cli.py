@@ -35,6 +35,24 @@ def _target_args(p: argparse.ArgumentParser) -> None:
                    "first (kexec -l with the running command line, kexec -e, wait for SSH, verify)")
 
 
+def _accel_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                   help="auto: KVM only after a bounded trial boot proves it works, else TCG")
+
+
+def _suite_args(p: argparse.ArgumentParser, out_default: str) -> None:
+    """The options every command that runs the suite shares."""
+    p.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
+    p.add_argument("--out", type=Path, help=f"results directory (default {out_default})")
+    _accel_arg(p)
+    p.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
+
+
+def _jobs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="QEMU guests running cases at once (one queue; each guest a worker)")
+
+
 def _remote_options(args: argparse.Namespace):
     from hmmbench.remote import RemoteOptions
 
@@ -63,24 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, boot and run the cases; print the verdict")
     _kernel_args(run)
-    run.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
-    run.add_argument("--out", type=Path, help="results directory (default hmmbench-results/TIME-RELEASE)")
-    run.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _suite_args(run, "hmmbench-results/TIME-RELEASE")
+    _jobs_arg(run)
     run.add_argument("--recipe", default="debian-bookworm", help="guest image recipe in vm-images/")
     run.add_argument("--cpus", type=int, default=2)
     run.add_argument("--memory", type=int, default=2048, help="guest memory in MiB")
     run.add_argument("--numa-nodes", type=int, default=2)
     run.add_argument("--junit", type=Path, help="also write JUnit XML here")
-    run.add_argument("--timeout", type=float, help="per-case timeout in seconds (default: each case's own)")
     run.add_argument("--net", choices=["user", "tap"], default="user",
                      help="guest networking: QEMU user-mode (default) or a tap on a bridge in a netns (pyroute2)")
     _target_args(run)
+    run.add_argument("--inventory", type=Path, help="TOML file of ssh:// machines ([[target]] url = ...): "
+                     "one worker each, instead of --target")
     run.add_argument("--json", type=Path, help="also write results.json here")
 
     st = sub.add_parser("selftest", help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
     _kernel_args(st)
     st.add_argument("--out", type=Path, help="results directory")
-    st.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _accel_arg(st)
     st.add_argument("--timeout", type=float, default=900.0, help="seconds hmm-tests may run")
     _target_args(st)
 
@@ -91,14 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--patched", default=None, help="KERNEL after the change; default debian-7.2")
     gate.add_argument("--config-base", dest="base", default="tinyconfig", help="base config for both builds")
     gate.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
-    gate.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
-    gate.add_argument("--out", type=Path, help="results directory (default hmmbench-results/gate-TIME)")
-    gate.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _suite_args(gate, "hmmbench-results/gate-TIME")
+    _jobs_arg(gate)
     gate.add_argument("--markdown", type=Path, help="write the mail-ready plain-text report here")
     gate.add_argument("--json", type=Path, help="write the gate report (schema hmmbench.gate/1) here")
     gate.add_argument("--junit", type=Path, help="write JUnit XML here")
     gate.add_argument("--ktap", action="store_true", help="print KTAP instead of the table")
-    gate.add_argument("--timeout", type=float, help="per-case timeout in seconds")
     _target_args(gate)
 
     ser = sub.add_parser("series", help="build, boot and run the suite at every commit of a series")
@@ -109,10 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "on a fresh branch from --base")
     ser.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
     ser.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
-    ser.add_argument("--case", action="append", default=[], dest="cases", help="case to run (repeatable)")
-    ser.add_argument("--out", type=Path, help="results directory")
-    ser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
-    ser.add_argument("--timeout", type=float, help="per-case timeout in seconds")
+    _suite_args(ser, "hmmbench-results/series-TIME")
+    _jobs_arg(ser)
     ser.add_argument("--json", type=Path, help="also write the series report here")
 
     bis = sub.add_parser("bisect", help="find the commit that broke a case (git bisect in hmmbench's worktree)")
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
     bis.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
     bis.add_argument("--out", type=Path, help="results directory")
-    bis.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _accel_arg(bis)
     bis.add_argument("--timeout", type=float, help="per-case timeout in seconds")
     bis.add_argument("--json", type=Path, help="also write the bisection report here")
 
@@ -143,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--series-tree", help="a git kernel tree (or debian-6.12 for its git import) to measure "
                        "one mm/ change: build + boot + suite")
     bench.add_argument("--out", type=Path, help="results directory (default hmmbench-results/bench)")
-    bench.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _accel_arg(bench)
     bench.add_argument("--json", type=Path, help="also write bench.json here")
 
     guest = sub.add_parser("guest", help="boot a guest and keep it running (prints its ssh:// URL and key)")
     _kernel_args(guest)
     guest.add_argument("--out", type=Path, help="directory for the console log and the known_hosts file")
-    guest.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    _accel_arg(guest)
     guest.add_argument("--for", dest="duration", type=float, help="stop after this many seconds (default: until "
                        "Ctrl-C or SIGTERM)")
     guest.add_argument("--net", choices=["user", "tap"], default="user")
@@ -203,15 +217,19 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"{img.recipe}: {img.rootfs} ({'cached' if img.cached else 'built'})")
         return 0
     if args.command == "run":
-        if args.kexec and not args.target:
-            raise HarnessError("--kexec needs --target ssh://...",
+        if args.kexec and not (args.target or args.inventory):
+            raise HarnessError("--kexec needs --target ssh://... or --inventory FILE",
                                "hmmbench's own QEMU guests boot the kernel directly")
+        if args.target and args.inventory:
+            raise HarnessError("--target and --inventory both given", "list the machine in the inventory instead")
+        if args.jobs < 1:
+            raise HarnessError(f"--jobs {args.jobs}: need at least 1")
         req = runner.RunRequest(
             kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
             base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
             memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
             target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
-            kexec=args.kexec,
+            kexec=args.kexec, jobs=args.jobs, inventory=args.inventory,
         )
         code, res = runner.run(req)
         if args.json:
@@ -367,7 +385,7 @@ def _series(args: argparse.Namespace) -> int:
     tip = series.apply_patches(repo, args.base_rev, args.patches) if args.patches else args.tip
     out = (args.out or series.series_out_dir()).resolve()
     req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
-                            case_timeout=args.timeout)
+                            case_timeout=args.timeout, jobs=args.jobs)
     report = series.walk(req, repo, args.base_rev, tip, out)
     if args.json:
         results.write_json(args.json, report)
@@ -384,7 +402,7 @@ def _gate(args: argparse.Namespace) -> int:
     patched = args.patched or gate.DEFAULT_PATCHED
     out = args.out or Path("hmmbench-results") / f"gate-{dt.datetime.now():%Y%m%d-%H%M%S}"
     req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
-                            case_timeout=args.timeout, target_url=args.target,
+                            case_timeout=args.timeout, target_url=args.target, jobs=args.jobs,
                             remote=_remote_options(args) if args.target else None)
     report = gate.run(req, base, patched, out.resolve())
     (out / "gate.txt").write_text(gate_report.mail(report))

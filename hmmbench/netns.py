@@ -2,22 +2,28 @@
 
 Per run: a network namespace ``hmmbench-<pid>``, a bridge in it, one tap device per guest on that
 bridge, addresses on one /24. QEMU is started inside the namespace (so it opens its tap there), and
-the harness reaches the guests from inside it too: a short-lived thread enters the namespace and
-connects, and the socket (which stays in the namespace it was made in) goes to paramiko. Nothing is
-added to the host's own namespace. The namespace is removed when the run ends (normally, on an
-exception, on SIGTERM/Ctrl-C); one left by a harness that was killed outright is found and removed by
-the next run (its pid is part of the name).
+the harness reaches the guests from inside it too. Everything that must happen inside the namespace
+(pyroute2's netlink requests, TCP connections to the guests) runs in a short-lived thread that entered
+it with setns(): setns(CLONE_NEWNET) moves only the calling thread, and a socket stays in the namespace it
+was made in. No fork: pyroute2's own NetNS forks helper processes, and a fork of a process that runs
+paramiko's threads is how the earlier intermittent hang happened. Nothing is added to the host's own
+namespace. The namespace is removed when the run ends (normally, on an exception, on SIGTERM/Ctrl-C);
+one left by a harness that was killed outright is found and removed by the next run (its pid is part
+of the name).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from pyroute2 import NetNS, netns
+from pyroute2 import IPRoute, netns
 
 from hmmbench import procs, progress
 from hmmbench.errors import HarnessError
@@ -25,22 +31,7 @@ from hmmbench.errors import HarnessError
 PREFIX = "hmmbench-"
 SUBNET = "10.77.0"
 BRIDGE = "hmmbr0"
-
-
-def _index(ns: NetNS, ifname: str, wait: float = 0.0) -> int:
-    """The interface index of ``ifname``, polling up to ``wait`` seconds for it to appear.
-
-    Links are found by scanning ``get_links()``: in pyroute2 0.9 ``NetNS.link_lookup`` sometimes
-    answers nothing for a link that exists, and a just-added link may take a moment to be listed.
-    """
-    deadline = time.monotonic() + wait
-    while True:
-        for link in ns.get_links():
-            if link.get_attr("IFLA_IFNAME") == ifname:
-                return link["index"]
-        if time.monotonic() >= deadline:
-            raise HarnessError(f"interface {ifname} not found in the hmmbench network namespace")
-        time.sleep(0.1)
+T = TypeVar("T")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -78,6 +69,37 @@ class TapPort:
     netmask: str = "255.255.255.0"
 
 
+def in_namespace(ns_name: str, work: Callable[[], T], timeout: float = 30.0) -> T:
+    """Run ``work()`` in a thread that has entered network namespace ``ns_name``; return its result."""
+    result: dict = {}
+
+    def worker() -> None:
+        try:
+            fd = os.open(f"/run/netns/{ns_name}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if procs.setns_net(fd) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {ns_name} failed")
+            finally:
+                os.close(fd)
+            result["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=worker, name=f"in-{ns_name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise HarnessError(f"work inside network namespace {ns_name} did not finish within {timeout:.0f}s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
 class TapNetwork:
     """The namespace, bridge and taps of one run. Use as a context manager."""
 
@@ -86,6 +108,7 @@ class TapNetwork:
         self.name = f"{PREFIX}{self.owner}"
         self.ports: list[TapPort] = []
         self.gateway = f"{SUBNET}.1"
+        self._lock = threading.Lock()
 
     def __enter__(self) -> TapNetwork:
         if os.geteuid() != 0:
@@ -96,37 +119,30 @@ class TapNetwork:
         netns.create(self.name)
         procs.register(id(self), self.close)
         try:
-            with NetNS(self.name) as ns:
-                bridge = self._add_bridge(ns)
-                for index in (_index(ns, "lo"), bridge):
-                    ns.link("set", index=index, state="up")
-                ns.addr("add", index=bridge, address=self.gateway, prefixlen=24)
+            in_namespace(self.name, self._setup)
         except Exception:
             self.close()
             raise
         progress.say(f"network namespace {self.name}: bridge {BRIDGE} {self.gateway}/24")
         return self
 
-    def _add_bridge(self, ns: NetNS) -> int:
-        """Add the bridge (again, if the first request did not take) and return its index."""
-        for _attempt in range(3):
-            try:
-                ns.link("add", ifname=BRIDGE, kind="bridge")
-            except Exception as exc:  # noqa: BLE001 - "exists" from an earlier attempt is fine
-                if "exists" not in str(exc).lower():
-                    raise
-            try:
-                return _index(ns, BRIDGE, wait=2.0)
-            except HarnessError:
-                continue
-        raise HarnessError(f"could not create bridge {BRIDGE} in {self.name} (pyroute2)")
+    def _setup(self) -> None:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=BRIDGE, kind="bridge")
+            bridge = _index(ipr, BRIDGE)
+            if bridge is None:
+                raise HarnessError(f"could not create bridge {BRIDGE} in {self.name}")
+            for index in (_index(ipr, "lo"), bridge):
+                ipr.link("set", index=index, state="up")
+            ipr.addr("add", index=bridge, address=self.gateway, prefixlen=24)
 
     def add_guest(self) -> TapPort:
         """The next tap name and address. QEMU creates the (non-persistent) tap itself when it starts
         inside the namespace, and :func:`attach` puts it on the bridge; it disappears with QEMU."""
-        n = len(self.ports)
-        port = TapPort(self.name, f"hmmtap{n}", f"{SUBNET}.{10 + n}", self.gateway)
-        self.ports.append(port)
+        with self._lock:
+            n = len(self.ports)
+            port = TapPort(self.name, f"hmmtap{n}", f"{SUBNET}.{10 + n}", self.gateway)
+            self.ports.append(port)
         return port
 
     def connect(self, host: str, port: int, timeout: float = 8.0) -> socket.socket:
@@ -145,44 +161,28 @@ class TapNetwork:
 
 
 def connect_in(ns_name: str, host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to ``host:port`` made from inside ``ns_name``.
-
-    setns(CLONE_NEWNET) moves only the calling thread, and a socket stays in the namespace it was
-    created in: so a short-lived thread enters the namespace, connects, and hands the socket back.
-    No fork: forking a process that runs paramiko's threads can deadlock the child on their locks.
-    """
-    result: dict = {}
-
-    def worker() -> None:
-        try:
-            netns.setns(ns_name, flags=0)
-            result["sock"] = socket.create_connection((host, port), timeout=timeout)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
-            result["error"] = exc
-
-    thread = threading.Thread(target=worker, name=f"connect-{ns_name}", daemon=True)
-    thread.start()
-    thread.join(timeout + 5)
-    if "sock" not in result:
-        err = result.get("error") or TimeoutError("no answer")
-        raise OSError(f"connect to {host}:{port} in {ns_name} failed: {err}")
-    sock = result["sock"]
+    """A TCP connection to ``host:port`` made from inside ``ns_name`` (blocking socket for paramiko)."""
+    try:
+        sock = in_namespace(ns_name, lambda: socket.create_connection((host, port), timeout=timeout), timeout + 5)
+    except (OSError, HarnessError) as exc:
+        raise OSError(f"connect to {host}:{port} in {ns_name} failed: {exc}") from exc
     sock.settimeout(None)
     return sock
 
 
 def attach(port: TapPort, timeout: float = 10.0) -> None:
     """Wait for QEMU's tap to appear in the namespace, then put it on the bridge and bring it up."""
-    deadline = time.monotonic() + timeout
-    with NetNS(port.netns) as ns:
-        while True:
-            try:
-                tap = _index(ns, port.ifname)
-                break
-            except HarnessError:
+
+    def work() -> None:
+        deadline = time.monotonic() + timeout
+        with IPRoute() as ipr:
+            while (tap := _index(ipr, port.ifname)) is None:
                 if time.monotonic() > deadline:
                     raise HarnessError(f"QEMU did not create tap {port.ifname} in {port.netns}",
-                                       "is /dev/net/tun available (CONFIG_TUN on the host)?") from None
+                                       "is /dev/net/tun available (CONFIG_TUN on the host)?")
                 time.sleep(0.1)
-        ns.link("set", index=tap, master=_index(ns, BRIDGE))
-        ns.link("set", index=tap, state="up")
+            bridge = _index(ipr, BRIDGE)
+            ipr.link("set", index=tap, master=bridge)
+            ipr.link("set", index=tap, state="up")
+
+    in_namespace(port.netns, work, timeout + 10)

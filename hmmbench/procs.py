@@ -26,6 +26,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def setns_net(fd: int) -> int:
+    """setns(fd, CLONE_NEWNET) for the calling thread; 0 on success (errno in ctypes.get_errno())."""
+    return _libc.setns(fd, CLONE_NEWNET)
+
+
 def spawn(cmd: list[str], netns: str | None = None, **kwargs) -> subprocess.Popen:
     """Popen in its own session (Ctrl-C reaches hmmbench, which then stops the child in order)
     that is killed by the kernel if hmmbench dies; optionally inside network namespace ``netns``."""
@@ -37,7 +42,7 @@ def spawn(cmd: list[str], netns: str | None = None, **kwargs) -> subprocess.Pope
 
     def prepare() -> None:
         _die_with_parent()
-        if ns_fd >= 0 and _libc.setns(ns_fd, CLONE_NEWNET) != 0:
+        if ns_fd >= 0 and setns_net(ns_fd) != 0:
             os._exit(127)
 
     try:

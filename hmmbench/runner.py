@@ -9,12 +9,14 @@ remaining cases.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import __version__, accel, cache, cases, progress, report, results, sources
+from hmmbench import __version__, accel, cache, cases, netns, progress, report, results, sources, workers
+from hmmbench.errors import HarnessError
 from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
 from hmmbench.kbuild import BuiltKernel, KernelBuilder
 from hmmbench.netns import TapNetwork
@@ -44,11 +46,11 @@ class RunRequest:
     target_url: str | None = None  # ssh://[user@]host[:port]: a running machine instead of a QEMU guest
     remote: object | None = None  # hmmbench.remote.RemoteOptions
     kexec: str | None = None  # with target_url: a KERNEL (built by hmmbench) or a bzImage path to kexec into
+    jobs: int = 1  # QEMU guests running cases at once (each a worker of one queue)
+    inventory: Path | None = None  # a TOML file of ssh:// machines, one worker each (instead of target_url)
 
 
 def select_cases(names: list[str]) -> list[cases.CaseSpec]:
-    from hmmbench.errors import HarnessError
-
     known = cases.load_all()
     if not names:
         return list(known.values())
@@ -74,7 +76,7 @@ def default_out_dir(release: str) -> Path:
 def run(req: RunRequest) -> tuple[int, dict]:
     started = time.monotonic()
     specs = select_cases(req.case_names)
-    if req.target_url:
+    if req.target_url or req.inventory:
         return run_remote(req, specs, started)
     tree, kernel, image = prepare(req)
     return run_prepared(req, specs, tree, kernel, image, started)
@@ -95,33 +97,67 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     target_meta = {"kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
                    "numa_nodes": cfg.numa_nodes}
     image_meta = {"recipe": image.recipe, "key": image.key, "cached": image.cached}
+    jobs = max(1, req.jobs)
+    if jobs > 1:
+        target_meta["jobs"] = jobs
     with TapNetwork() if req.net == "tap" else contextlib.nullcontext() as net:
-        if net is not None:
-            cfg.tap = net.add_guest()
-            target_meta["net"] = f"tap {cfg.tap.ifname} {cfg.tap.ip} in {net.name}"
-        session = QemuSession(kernel, image, out_dir, cfg, net=net)
-        return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, image_meta)
+        sessions = []
+        for n in range(jobs):
+            guest_cfg = dataclasses.replace(cfg, tap=net.add_guest() if net is not None else None)
+            if guest_cfg.tap is not None:
+                target_meta.setdefault("net", f"tap on {netns.BRIDGE} in {net.name}")
+            sessions.append(QemuSession(kernel, image, out_dir, guest_cfg, net=net,
+                                        label=f"w{n + 1}-" if jobs > 1 else ""))
+        return _run_session(req, specs, sessions, out_dir, started, kernel_meta, target_meta, image_meta)
 
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
     """The suite on a machine reached over SSH (already running the kernel under test)."""
     from hmmbench import remote
 
-    url = remote.parse_url(req.target_url or "")
-    opts = req.remote or remote.RemoteOptions()
-    target_meta: dict = {"kind": "ssh", "url": str(url)}
+    if req.inventory:
+        from hmmbench import inventory
+
+        machines = [(t.url, t.options) for t in inventory.load(req.inventory)]
+    else:
+        machines = [(remote.parse_url(req.target_url or ""), req.remote or remote.RemoteOptions())]
+    first = machines[0][0]
+    target_meta: dict = {"kind": "ssh", "url": str(first)}
+    if len(machines) > 1:
+        target_meta["inventory"] = [str(url) for url, _ in machines]
     kernel_meta = None
     if req.kexec:
         bzimage, kernel = _kexec_kernel(req)
-        target_meta["kexec"] = remote.kexec_into(url, opts, bzimage, kernel.release if kernel else None,
-                                                 kernel.banner if kernel else None)
+        kexecs = [remote.kexec_into(url, opts, bzimage, kernel.release if kernel else None,
+                                    kernel.banner if kernel else None) for url, opts in machines]
+        target_meta["kexec"] = kexecs[0] if len(kexecs) == 1 else kexecs
         if kernel is not None:
             kernel_meta = {"label": req.kexec, "release": kernel.release, "banner": kernel.banner,
                            "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash,
                            "build_key": kernel.key, "build_seconds": kernel.build_seconds, "cached": kernel.cached}
-    session = remote.RemoteSession(url, opts)
-    out_dir = (req.out_dir or default_out_dir(url.host)).resolve()
-    return _run_session(req, specs, session, out_dir, started, kernel_meta, target_meta, None)
+    sessions = [remote.RemoteSession(url, opts) for url, opts in machines]
+    if len(sessions) > 1:
+        _connect_all_one_kernel(sessions)
+    out_dir = (req.out_dir or default_out_dir(first.host)).resolve()
+    return _run_session(req, specs, sessions, out_dir, started, kernel_meta, target_meta, None)
+
+
+def _connect_all_one_kernel(sessions: list) -> None:
+    """Connect and preflight every inventory machine before the first case: one run judges one kernel."""
+    try:
+        for s in sessions:
+            s.boot()
+        releases = {str(s.url): s.target_info.get("proc_version") for s in sessions}
+    except BaseException:
+        for s in sessions:
+            s.close()
+        raise
+    if len(set(releases.values())) > 1:
+        for s in sessions:
+            s.close()
+        raise HarnessError("inventory machines run different kernels: " +
+                           "; ".join(f"{u}: {v}" for u, v in releases.items()),
+                           "one run judges one kernel: use --kexec KERNEL to put the same one on all of them")
 
 
 def _kexec_kernel(req: RunRequest) -> tuple[Path, BuiltKernel | None]:
@@ -133,16 +169,19 @@ def _kexec_kernel(req: RunRequest) -> tuple[Path, BuiltKernel | None]:
     return kernel.bzimage, kernel
 
 
-def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir: Path, started: float,
+def _run_session(req: RunRequest, specs: list[cases.CaseSpec], sessions, out_dir: Path, started: float,
                  kernel_meta: dict | None, target_meta: dict, image_meta: dict | None) -> tuple[int, dict]:
-    """Boot or connect, run the cases, write results.json, JUnit and evidence.txt."""
+    """Boot or connect, run the cases (on several workers at once if given several sessions), write
+    results.json, JUnit and evidence.txt."""
+    sessions = sessions if isinstance(sessions, list) else [sessions]
     case_results: list[dict] = []
     with cache.exclusive_dir(out_dir, "results directory"):
         try:
-            session.boot()
-            case_results = execute(session, specs, out_dir, req.case_timeout)
+            case_results = execute(sessions, specs, out_dir, req.case_timeout)
         finally:
-            session.close()
+            for session in sessions:
+                session.close()
+    session = next((s for s in sessions if s.target_info), sessions[0])
     info = session.target_info
     if kernel_meta is None:  # a remote machine: the kernel is whatever it runs
         config = info.get("config") or {}
@@ -150,6 +189,10 @@ def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir:
                        "banner": info.get("proc_version"), "tree_identity": "unknown (running kernel)",
                        "config_hash": cache.stable_hash(sorted(config.items())) if config else "unknown",
                        "build_key": None, "build_seconds": None, "cached": None}
+    if len(sessions) > 1:
+        target_meta = {**target_meta, "workers": [
+            {"name": session_name(s), "release": s.target_info.get("release"), "boots": s.boots,
+             "boot_seconds": [round(x, 1) for x in s.boot_seconds]} for s in sessions]}
     res = {
         "schema": results.SCHEMA,
         "hmmbench_version": __version__,
@@ -158,9 +201,10 @@ def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir:
         "kernel": kernel_meta,
         "image": image_meta,
         "target": {**target_meta, "cpus": target_meta.get("cpus", info.get("nproc")),
-                   "numa_nodes": target_meta.get("numa_nodes", info.get("numa_nodes")), "boots": session.boots,
-                   "boot_seconds": [round(s, 1) for s in session.boot_seconds],
-                   "consoles": [str(p) for p in session.consoles]},
+                   "numa_nodes": target_meta.get("numa_nodes", info.get("numa_nodes")),
+                   "boots": sum(s.boots for s in sessions),
+                   "boot_seconds": [round(x, 1) for s in sessions for x in s.boot_seconds],
+                   "consoles": [str(p) for s in sessions for p in s.consoles]},
         "target_info": {k: v for k, v in info.items() if k != "config"},
         "target_config": info.get("config"),
         "cases": case_results,
@@ -173,69 +217,74 @@ def _run_session(req: RunRequest, specs: list[cases.CaseSpec], session, out_dir:
     return results.exit_code(case_results), res
 
 
-def execute(session: QemuSession, specs: list[cases.CaseSpec], out_dir: Path,
+def execute(sessions, specs: list[cases.CaseSpec], out_dir: Path,
             timeout_override: float | None = None) -> list[dict]:
-    """Run every variant of every case; recover from hangs and crashes with a fresh guest."""
-    out: list[dict] = []
+    """Run every variant of every case on ``sessions`` (one, or several at once); recover from hangs and
+    crashes with a fresh guest. Entries come back in suite order whichever worker ran them."""
+    sessions = sessions if isinstance(sessions, list) else [sessions]
     case_dir = out_dir / "cases"
-    case_dir.mkdir(exist_ok=True)
-    for spec in specs:
-        for params in spec.variants:
-            case_id = spec.variant_id(params)
-            if session.target is None:
-                session.boot()
-            assert session.target is not None
-            info = session.target.info
-            mark = len(session.console_lines())
-            t0 = time.monotonic()
-            restart_reason = None
-            timeout = timeout_override or spec.timeout
-            try:
-                record = session.target.run_case(spec.name, params, timeout)
-            except CommandTimeout:
-                record = {"case": spec.name, "params": params, "status": "hang", "timeout": timeout}
-                restart_reason = f"{case_id} hung"
-            except (ConnectionLost, AgentError) as exc:
-                if isinstance(exc, ConnectionLost) or not session.alive():
-                    record = {"case": spec.name, "params": params, "status": "lost", "reason": str(exc)}
-                    restart_reason = f"{case_id} lost the target"
-                else:
-                    record = {"case": spec.name, "params": params, "status": "error", "reason": str(exc)}
-            seconds = time.monotonic() - t0
-            if restart_reason:
-                time.sleep(2.0)  # let the console catch the last kernel messages
-            console_lines = session.console_lines()[mark:]
-            verdict = cases.judge_record(spec, record, info, console_lines)
-            entry = {"id": case_id, "case": spec.name, "params": params, "seconds": round(seconds, 2),
-                     "verdict": verdict.to_dict(), "record": record, "console_excerpt": None}
-            if verdict.crashes or restart_reason:
-                excerpt = case_dir / f"{_safe(case_id)}.console.txt"
-                excerpt.write_text("\n".join(console_lines) + "\n")
-                entry["console_excerpt"] = str(excerpt)
-            results.write_json(case_dir / f"{_safe(case_id)}.json", entry)
-            out.append(entry)
-            _announce(entry)
-            if restart_reason:
-                try:
-                    session.restart(restart_reason)
-                except Exception as exc:  # noqa: BLE001 - remaining cases become ERROR, not a crash
-                    progress.say(f"could not boot a fresh guest: {exc}")
-                    session.target = None
-                    return out + _unrun(specs, spec, params, f"no guest after {restart_reason}: {exc}")
+    case_dir.mkdir(parents=True, exist_ok=True)
+    queue = workers.WorkQueue((spec, params) for spec in specs for params in spec.variants)
+    several = len(sessions) > 1
+
+    def work(session, item: tuple[cases.CaseSpec, dict]) -> tuple[dict, str | None]:
+        entry, restart_reason = run_case(session, *item, case_dir, timeout_override)
+        if several:
+            entry["worker"] = session_name(session)
+        _announce(entry)
+        return entry, restart_reason
+
+    failures = workers.drive(sessions, queue, session_name, work)
+    out = queue.results()
+    if failures and not out and all(f.stage == "boot" for f in failures):
+        raise failures[0].error  # nothing ran: the boot failure is the run's failure
+    why = "; ".join(f"{f.worker}: {f.stage} failed: {f.error}" for f in failures) or "no worker left"
+    for _index, (spec, params) in queue.untaken():
+        v = {"status": str(Status.ERROR), "summary": f"not run: {why}", "evidence": [], "failed_checks": [],
+             "crashes": []}
+        out.append({"id": spec.variant_id(params), "case": spec.name, "params": params, "seconds": 0,
+                    "verdict": v, "record": None, "console_excerpt": None})
     return out
 
 
-def _unrun(specs: list[cases.CaseSpec], cur: cases.CaseSpec, cur_params: dict, why: str) -> list[dict]:
-    entries, started = [], False
-    for spec in specs:
-        for params in spec.variants:
-            if started:
-                v = {"status": str(Status.ERROR), "summary": why, "evidence": [], "failed_checks": [], "crashes": []}
-                entries.append({"id": spec.variant_id(params), "case": spec.name, "params": params, "seconds": 0,
-                                "verdict": v, "record": None, "console_excerpt": None})
-            if spec is cur and params is cur_params:
-                started = True
-    return entries
+def session_name(session) -> str:
+    return getattr(session, "label", "").rstrip("-") or str(getattr(session, "url", "guest"))
+
+
+def run_case(session, spec: cases.CaseSpec, params: dict, case_dir: Path,
+             timeout_override: float | None) -> tuple[dict, str | None]:
+    """One case variant on a booted session: (results entry, restart reason or None)."""
+    case_id = spec.variant_id(params)
+    assert session.target is not None
+    info = session.target.info
+    mark = len(session.console_lines())
+    t0 = time.monotonic()
+    restart_reason = None
+    timeout = timeout_override or spec.timeout
+    try:
+        record = session.target.run_case(spec.name, params, timeout)
+    except CommandTimeout:
+        record = {"case": spec.name, "params": params, "status": "hang", "timeout": timeout}
+        restart_reason = f"{case_id} hung"
+    except (ConnectionLost, AgentError) as exc:
+        if isinstance(exc, ConnectionLost) or not session.alive():
+            record = {"case": spec.name, "params": params, "status": "lost", "reason": str(exc)}
+            restart_reason = f"{case_id} lost the target"
+        else:
+            record = {"case": spec.name, "params": params, "status": "error", "reason": str(exc)}
+    seconds = time.monotonic() - t0
+    if restart_reason:
+        time.sleep(2.0)  # let the console catch the last kernel messages
+    console_lines = session.console_lines()[mark:]
+    verdict = cases.judge_record(spec, record, info, console_lines)
+    entry = {"id": case_id, "case": spec.name, "params": params, "seconds": round(seconds, 2),
+             "verdict": verdict.to_dict(), "record": record, "console_excerpt": None}
+    if verdict.crashes or restart_reason:
+        excerpt = case_dir / f"{_safe(case_id)}.console.txt"
+        excerpt.write_text("\n".join(console_lines) + "\n")
+        entry["console_excerpt"] = str(excerpt)
+    results.write_json(case_dir / f"{_safe(case_id)}.json", entry)
+    return entry, restart_reason
 
 
 def _safe(case_id: str) -> str:

@@ -27,8 +27,9 @@ def boot_timeout() -> float:
 
 class QemuSession:
     def __init__(self, kernel: BuiltKernel, image: GuestImage, run_dir: Path, cfg: GuestConfig,
-                 net: TapNetwork | None = None) -> None:
+                 net: TapNetwork | None = None, label: str = "") -> None:
         self.net = net
+        self.label = label  # "w2-": names this worker's consoles when several guests run at once
         self.kernel = kernel
         self.image = image
         self.run_dir = run_dir
@@ -42,7 +43,8 @@ class QemuSession:
 
     def boot(self) -> Target:
         self.boots += 1
-        guest = QemuGuest(self.kernel.bzimage, self.image.rootfs, self.run_dir, self.cfg, name=f"boot{self.boots}")
+        guest = QemuGuest(self.kernel.bzimage, self.image.rootfs, self.run_dir, self.cfg,
+                          name=f"{self.label}boot{self.boots}")
         self.guest = guest
         self.consoles.append(guest.console_path)
         start = time.monotonic()

@@ -165,6 +165,21 @@ class SshTarget:
         return CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"),
                              time.monotonic() - start)
 
+    def open_lines(self, command: str) -> LineChannel:
+        """Start ``command`` and talk to it in lines (a long-lived helper such as the agent server)."""
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost("SSH transport is not active")
+        try:
+            chan = transport.open_session(timeout=10)
+            chan.settimeout(0.05)
+            chan.exec_command(command)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"SSH failure starting {command!r}: {exc}") from exc
+        return LineChannel(chan, transport, command)
+
     def put_tree(self, local: Path, remote: str, suffixes: tuple[str, ...] = (".py",)) -> int:
         """Copy the files below ``local`` ending in ``suffixes`` to ``remote`` over SFTP."""
         assert self.client is not None
@@ -199,6 +214,70 @@ class SshTarget:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+class LineChannel:
+    """A remote process spoken to in newline-terminated lines, with host-side deadlines.
+
+    Why: the agent server answers one JSON line per request; a hung kernel never answers, so every read
+    has a deadline enforced here, and stderr is kept (its tail explains a server that died).
+    """
+
+    def __init__(self, chan: paramiko.Channel, transport: paramiko.Transport, command: str) -> None:
+        self.chan, self.transport, self.command = chan, transport, command
+        self._out = bytearray()
+        self._err = bytearray()
+
+    def send_line(self, line: str) -> None:
+        try:
+            self.chan.sendall(line.encode() + b"\n")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"SSH failure writing to {self.command!r}: {exc}") from exc
+
+    def read_line(self, timeout: float) -> str | None:
+        """The next line; None if the remote process ended first; CommandTimeout after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._out:
+            self._drain_stderr()
+            try:
+                chunk = self.chan.recv(65536)
+            except TimeoutError:
+                chunk = None
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                raise ConnectionLost(f"SSH failure reading from {self.command!r}: {exc}") from exc
+            if chunk == b"":  # EOF: the process ended (or the channel closed)
+                self._drain_stderr()
+                if not self.transport.is_active():
+                    raise ConnectionLost(f"SSH connection lost while {self.command!r} ran")
+                return None
+            if chunk:
+                self._out += chunk
+                continue
+            if not self.transport.is_active():
+                raise ConnectionLost(f"SSH connection lost while {self.command!r} ran")
+            if time.monotonic() > deadline:
+                raise CommandTimeout(f"no answer from {self.command!r} within {timeout:.0f}s",
+                                     stderr=self.stderr_tail())
+        line, _, rest = bytes(self._out).partition(b"\n")
+        self._out = bytearray(rest)
+        return line.decode(errors="replace")
+
+    def _drain_stderr(self) -> None:
+        while self.chan.recv_stderr_ready():
+            self._err += self.chan.recv_stderr(65536)
+        del self._err[:-16384]
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        return self._err.decode(errors="replace")[-limit:]
+
+    def exit_status(self) -> int | None:
+        return self.chan.recv_exit_status() if self.chan.exit_status_ready() else None
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:  # noqa: BLE001 - closing a dead channel
+            pass
 
 
 def _sftp_mkdir(sftp: paramiko.SFTPClient, path: str) -> None:

@@ -10,7 +10,7 @@ import shlex
 from pathlib import Path
 
 from hmmbench.errors import HarnessError
-from hmmbench.ssh import SshTarget
+from hmmbench.ssh import LineChannel, SshTarget
 
 GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
 REMOTE_DIR = "/tmp/hmmbench-agent"
@@ -26,6 +26,7 @@ class Target:
         self.label = label
         self.sudo = sudo  # "sudo -n " when the login is not root
         self.info: dict = {}
+        self._server: LineChannel | None = None  # the warm agent ("agent serve"), started at the first case
 
     def deploy(self) -> None:
         """Copy the guest package (as ``hmmbench_guest``) and check python3 + cffi are there."""
@@ -52,7 +53,46 @@ class Target:
         return self.info
 
     def run_case(self, name: str, params: dict, timeout: float) -> dict:
+        """One case in a fresh process on the target, forked by the warm agent server.
+
+        A hang raises CommandTimeout and a dead link ConnectionLost, as a one-shot agent would; the
+        server is then dropped, and the next case starts a new one.
+        """
+        server = self._server or self._start_server()
+        try:
+            server.send_line(json.dumps({"cmd": "case", "name": name, "params": params}))
+            line = server.read_line(timeout)
+        except BaseException:
+            self._stop_server()
+            raise
+        if line is None:
+            tail = server.stderr_tail()
+            self._stop_server()
+            raise AgentError(f"agent server ended during {name}: {tail.strip()[-400:]}")
+        reply = json.loads(line)
+        if "agent_error" in reply:
+            raise AgentError(f"agent: {reply['agent_error']}")
+        return reply
+
+    def run_case_oneshot(self, name: str, params: dict, timeout: float) -> dict:
+        """The same case in a new interpreter of its own (what the server saves; kept for comparison)."""
         return self.agent(f"case {shlex.quote(name)} --params {shlex.quote(json.dumps(params))}", timeout)
 
+    def _start_server(self, timeout: float = 120) -> LineChannel:
+        server = self.ssh.open_lines(f"cd {REMOTE_DIR} && exec {self.sudo}python3 -m hmmbench_guest.agent serve")
+        line = server.read_line(timeout)
+        if line is None or not line.startswith('{"ready"'):
+            tail = server.stderr_tail()
+            server.close()
+            raise AgentError(f"agent server did not start: {(line or '')[:200]} {tail.strip()[-400:]}")
+        self._server = server
+        return server
+
+    def _stop_server(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
     def close(self) -> None:
+        self._stop_server()
         self.ssh.close()

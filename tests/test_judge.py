@@ -85,13 +85,19 @@ def test_wrong_swap_offset_fails() -> None:
     assert any("3/4" in line for line in v.evidence if line.startswith("FAIL swap offset"))
 
 
-def test_extra_write_faults_fail() -> None:
+def test_a_write_fault_on_every_page_fails() -> None:
     obs = fake_observations()
-    obs["write_faults"] = 4
+    obs["write_faults"] = 4  # 4 pages: each restored read-only
     v = judge(obs, "6.12.117")
     assert v.status == Status.FAIL
-    assert v.failed_checks == ["CPU write after the read takes no extra fault"]
+    assert v.failed_checks == ["CPU write after the read does not fault every page (restored PTEs writable)"]
     assert "CPU write" in v.summary
+
+
+def test_an_interpreter_fault_or_two_is_not_a_read_only_restore() -> None:
+    obs = fake_observations()
+    obs["write_faults"] = 2  # copy-on-write noise of the forked case process, fewer than the 4 pages
+    assert judge(obs, "6.12.117").status == Status.PASS
 
 
 def test_write_faults_within_the_noise_floor_pass() -> None:

@@ -83,9 +83,12 @@ def judge(obs: dict, target: dict) -> Verdict:
     back = [d["present"] and d.get("pfn") == p for d, p in zip(after, pfns, strict=True)]
     c.check("CPU read restores a present PTE with the same PFN", all(back),
             f"{count(back)} pages, {obs['read_faults']} minor faults for {n} reads")
+    # A page restored read-only faults on its first write, so a read-only restore costs at least one fault
+    # per page; the interpreter adds a few of its own (copy-on-write of pages it shares with the agent
+    # server it was forked from), so the rule is "fewer faults than pages", not "no fault at all".
     extra = obs["write_faults"] - obs["control_write_faults"]
-    c.check("CPU write after the read takes no extra fault", extra <= 0,
-            f"{obs['write_faults']} faults (control loop: {obs['control_write_faults']})")
+    c.check("CPU write after the read does not fault every page (restored PTEs writable)", extra < n,
+            f"{obs['write_faults']} faults for {n} pages (control loop: {obs['control_write_faults']})")
     c.check("data intact", obs["data_intact"], str(obs["data_intact"]))
     end = obs["check_exclusive_after"]
     c.check("CHECK_EXCLUSIVE returns 0 after CPU access", end["ret"] == 0, ioctl_text(end))

@@ -8,6 +8,8 @@ JSON object on stdout; anything a case wants to say for humans goes to stderr.
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import glob
 import gzip
 import importlib
@@ -28,7 +30,7 @@ class CaseContext:
     def __init__(self, release: str) -> None:
         self.release = release
         self.page_size = os.sysconf("SC_PAGE_SIZE")
-        self.libc = uapi.Libc()
+        self.libc = uapi.shared_libc()
         self.ffi = self.libc.ffi
         try:
             self.numbers = uapi.ioctl_numbers(release)
@@ -198,6 +200,70 @@ def run_case(name: str, params: dict) -> dict:
     return record
 
 
+def _in_child(work) -> dict:
+    """Run ``work()`` in a forked child and return its JSON answer.
+
+    Why fork: every case gets a fresh process (its own mappings, no state left by the case before), while
+    the interpreter start, the imports and cffi's cdef parsing, most of a short case's cost under TCG,
+    are paid once by the server. The server is single-threaded, so forking it is safe.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the case process
+        try:
+            os.close(r)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)  # the request stream is the server's, not the case's
+            os.dup2(2, 1)  # a stray print must not corrupt the reply stream
+            data = json.dumps(work()).encode()
+        except BaseException as exc:  # noqa: BLE001 - reported as the answer
+            data = json.dumps({"agent_error": f"{type(exc).__name__}: {exc}",
+                               "traceback": traceback.format_exc()}).encode()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if not chunks:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"killed by signal {-code}" if code < 0 else f"exited {code}"
+        return {"agent_error": f"case process {how} without an answer"}
+    return json.loads(b"".join(chunks))
+
+
+def serve() -> int:
+    """One JSON request per stdin line, one JSON reply per stdout line; each case in a forked child."""
+    from . import cases
+
+    for mod in sorted(glob.glob(os.path.join(os.path.dirname(cases.__file__), "*.py"))):
+        name = os.path.basename(mod)[:-3]
+        if name != "__init__":
+            importlib.import_module(f"{__package__}.cases.{name}")
+    uapi.shared_libc()  # cffi's cdef parse, done once
+    gc.freeze()  # a collection in a case process would write to every inherited object: faults the cases count
+    out = sys.stdout
+    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["cmd"] == "case":
+            reply = _in_child(functools.partial(run_case, req["name"], req.get("params", {})))
+        elif req["cmd"] == "info":
+            reply = _in_child(info)
+        else:
+            reply = {"agent_error": f"unknown request {req['cmd']!r}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hmmbench-agent")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -207,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     case.add_argument("--params", default="{}")
     loop = sub.add_parser("bench-loop")
     loop.add_argument("iterations", type=int)
+    sub.add_parser("serve", help="answer requests on stdin, each case in a forked child")
     args = parser.parse_args(argv)
+    if args.cmd == "serve":
+        return serve()
     if args.cmd == "info":
         out = info()
     elif args.cmd == "bench-loop":

@@ -125,6 +125,17 @@ class Libc:
         return int(ret), (self.ffi.errno if ret == -1 else 0)
 
 
+_SHARED: Libc | None = None
+
+
+def shared_libc() -> Libc:
+    """One Libc per process (cffi's cdef parse costs ~0.1 s under TCG); forked case processes inherit it."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = Libc()
+    return _SHARED
+
+
 class Dmirror:
     """An open /dev/hmm_dmirrorN and the ioctls of the running kernel."""
 
