@@ -154,8 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     _kernel_args(bench)
     bench.add_argument("--repeat", type=int, default=3)
     bench.add_argument("--iterations", type=int, default=2000, help="exclusive->restore loop iterations")
-    bench.add_argument("--series-tree", help="a git kernel tree (or debian-6.12 for its git import) to measure "
-                       "one mm/ change: build + boot + suite")
+    bench.add_argument("--series", action="store_true", help="also: one mm/ change on the git import of Debian's "
+                       "6.12, build + boot + suite (minutes)")
+    bench.add_argument("--bisect", action="store_true", help="also: a real bisection over 16 new commits (minutes)")
+    bench.add_argument("--cold", action="store_true", help="also: the first verdict from an empty cache, no ccache "
+                       "(about 6 minutes)")
+    bench.add_argument("--all", action="store_true", help="--series --bisect --cold")
     bench.add_argument("--out", type=Path, help="results directory (default hmmbench-results/bench)")
     _accel_arg(bench)
     bench.add_argument("--json", type=Path, help="also write bench.json here")
@@ -260,7 +264,9 @@ def dispatch(args: argparse.Namespace) -> int:
 
         req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
                                 base=args.base, fragments=args.fragment)
-        report = bench.run(req, repeat=max(1, args.repeat), iterations=args.iterations, tree=args.series_tree)
+        plan = bench.BenchPlan(repeat=max(1, args.repeat), iterations=args.iterations, series=args.series or args.all,
+                               bisect=args.bisect or args.all, cold=args.cold or args.all)
+        report = bench.run(req, plan)
         if args.json:
             results.write_json(args.json, report)
         print(bench.table(report))

@@ -8,6 +8,7 @@ here against the real guests' observations.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,20 @@ def suite_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         assert proc.returncode in (0, 1), f"{kernel}: harness error\n{proc.stderr[-3000:]}"
         out[kernel] = json.loads((d / "results.json").read_text())
     return out
+
+
+def test_two_guests_at_once_give_the_same_verdicts(suite_results: dict[str, dict], tmp_path) -> None:
+    """--jobs 2: the same queue of cases on two guests; every variant once, same verdicts as one guest."""
+    proc = run_hmmbench("run", "--kernel", "debian-6.12", "--jobs", "2", "--out", str(tmp_path / "j2"))
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    par = json.loads((tmp_path / "j2" / "results.json").read_text())
+    single = suite_results["debian-6.12"]
+    assert [c["id"] for c in par["cases"]] == [c["id"] for c in single["cases"]]  # suite order kept
+    assert {c["id"]: c["verdict"]["status"] for c in par["cases"]} == {
+        c["id"]: c["verdict"]["status"] for c in single["cases"]}
+    assert [w["name"] for w in par["target"]["workers"]] == ["w1", "w2"]
+    assert {c["worker"] for c in par["cases"]} == {"w1", "w2"}  # both guests ran cases
+    assert len({Path(c).name for c in par["target"]["consoles"]}) == 2  # one console per guest, no clash
 
 
 def verdict(res: dict, case_id: str) -> str:
