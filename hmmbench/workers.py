@@ -85,7 +85,7 @@ def drive(sessions: list[S], queue: WorkQueue[I], name: Callable[[S], str],
                     session.restart(reason)
                     stage = "run"
         except Exception as exc:  # noqa: BLE001 - a worker's failure is reported, the others go on
-            if len(sessions) > 1:
+            if stage != "boot" or len(sessions) > 1:  # a lone boot failure is the run's error, printed once
                 progress.say(f"{name(session)}: stopped at {stage}: {exc}")
             with lock:
                 failures.append(WorkerFailure(name(session), stage, exc))

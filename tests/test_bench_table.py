@@ -18,14 +18,15 @@ def test_table_names_the_accelerator_and_every_figure() -> None:
                      "speedup": _s(5.5)},
         "loop": {"python_ops_per_s": _s(900), "c_ops_per_s": _s(1500), "ratio": _s(0.6)},
         "series_step_seconds": _s(70), "bisect16": {"seconds": 400.0, "commits": 16, "cycles": 6},
-        "cold_first_verdict": {"seconds": 330.0},
+        "cold_first_verdict": {"seconds": 330.0, "profile": {"kernel configure + build": 280.0, "boot": 10.0}},
         "cold_recorded": {"kernel_build_seconds": 215.0, "image_build_seconds": None},
     }
     text = bench.table(report)
     assert "accelerator tcg (KVM trial boot hung)" in text and "host CPUs 2" in text
     for label in ("warm verdict: boot + whole suite, 1 guest", "-j 2", "fresh interpreter", "forked from server",
                   "ratio Python/C", "one mm/ file changed", "bisection over 16 commits (6 build-boot cycles)",
-                  "cold first verdict", "<= 30 s", ">= 0.5", "<= 90 s", "<= 600 s", "<= 360 s"):
+                  "cold first verdict", "  kernel configure + build",
+                  "<= 30 s", ">= 0.5", "<= 90 s", "<= 600 s", "<= 360 s"):
         assert label in text, label
     assert "image build (recorded in the cache manifest)" in text  # an unknown value prints as "-"
 

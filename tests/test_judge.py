@@ -198,7 +198,7 @@ def test_record_hang_names_the_console_report() -> None:
 def test_record_lost() -> None:
     v = cases.judge_record(SPEC, record("lost", reason="SSH connection reset"), TARGET)
     assert v.status == Status.FAIL
-    assert "target died" in v.summary
+    assert "target lost during the case (possible crash)" in v.summary
     assert v.evidence == ["FAIL target alive: SSH connection reset"]
 
 

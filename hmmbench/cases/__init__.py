@@ -94,9 +94,9 @@ def judge_record(spec: CaseSpec, record: dict, target: dict, console_lines: list
         return Verdict(Status.FAIL, f"hang: no answer within {record.get('timeout')}s ({title})",
                        [f"FAIL finished: the case did not finish within {record.get('timeout')}s"], ["hang"], crashes)
     if status == "lost":
-        title = reports[0].title if reports else "connection lost, no kernel message on the console"
-        return Verdict(Status.FAIL, f"target died during the case: {title}",
-                       [f"FAIL target alive: {record.get('reason')}"], ["target died"], crashes)
+        title = reports[0].title if reports else "connection lost, no kernel message seen"
+        return Verdict(Status.FAIL, f"target lost during the case (possible crash): {title}",
+                       [f"FAIL target alive: {record.get('reason')}"], ["target lost"], crashes)
     if reports:
         titles = "; ".join(dict.fromkeys(r.title for r in reports))
         inner = _inner_verdict(spec, record, target)

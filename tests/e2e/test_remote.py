@@ -106,3 +106,22 @@ def test_preflight_errors(guest: dict, tmp_path: Path) -> None:
     nonroot = run_hmmbench("run", "--target", user_url, "--identity", guest["identity"], "--known-hosts",
                            guest["known_hosts"], "--case", "exclusive_bad_args")
     assert nonroot.returncode == 2 and "sudo" in nonroot.stderr
+
+
+def test_lost_connection_is_a_possible_crash_and_the_target_is_probed_again(guest: dict, tmp_path: Path) -> None:
+    """Inside the guest, a watcher kills every SSH session (not the listening sshd) once the agent server is
+    up: the case that was running loses its connection. hmmbench reports it as a possible crash, probes
+    until the machine answers, and runs the remaining case."""
+    watcher = ("while ! pgrep -f 'hmmbench_guest.agent serve' >/dev/null; do sleep 0.1; done; sleep 0.3; "
+               "pkill -KILL -f 'sshd: root@'")
+    guest_shell(guest, f"setsid nohup sh -c \"{watcher}\" >/dev/null 2>&1 < /dev/null &")
+    proc = remote_run(guest, "--case", "exclusive_concurrent_cpu", "--case", "exclusive_bad_args",
+                      "--out", str(tmp_path / "lost"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "lost" / "results.json").read_text())
+    first, second = res["cases"]
+    assert first["record"]["status"] == "lost" and first["verdict"]["status"] == "FAIL"
+    assert "possible crash" in first["verdict"]["summary"]
+    assert second["verdict"]["status"] == "PASS"  # ran after the probe found the machine again
+    assert res["target"]["boots"] == 2  # connected twice: before, and after the probe
+    assert "probing until it answers again" in proc.stderr
