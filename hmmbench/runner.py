@@ -107,11 +107,7 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or default_out_dir(kernel.release)).resolve()
     cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
-    kernel_meta = {
-        "label": tree.label, "release": kernel.release, "banner": kernel.banner,
-        "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
-        "build_seconds": kernel.build_seconds, "cached": kernel.cached,
-    }
+    kernel_meta = _kernel_meta(tree.label, kernel)
     target_meta = {"kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
                    "numa_nodes": cfg.numa_nodes}
     image_meta = {"recipe": image.recipe, "key": image.key, "cached": image.cached}
@@ -127,6 +123,13 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
             sessions.append(QemuSession(kernel, image, out_dir, guest_cfg, net=net,
                                         label=f"w{n + 1}-" if jobs > 1 else ""))
         return _run_session(req, specs, sessions, out_dir, started, kernel_meta, target_meta, image_meta)
+
+
+def _kernel_meta(label: str, kernel: BuiltKernel) -> dict:
+    """results.json's "kernel": what was built, from what, and whether it came from the cache."""
+    return {"label": label, "release": kernel.release, "banner": kernel.banner,
+            "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
+            "build_seconds": kernel.build_seconds, "cached": kernel.cached}
 
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
@@ -150,9 +153,7 @@ def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> 
                                     kernel.banner if kernel else None) for url, opts in machines]
         target_meta["kexec"] = kexecs[0] if len(kexecs) == 1 else kexecs
         if kernel is not None:
-            kernel_meta = {"label": req.kexec, "release": kernel.release, "banner": kernel.banner,
-                           "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash,
-                           "build_key": kernel.key, "build_seconds": kernel.build_seconds, "cached": kernel.cached}
+            kernel_meta = _kernel_meta(req.kexec, kernel)
     sessions = [remote.RemoteSession(url, opts) for url, opts in machines]
     if len(sessions) > 1:
         _connect_all_one_kernel(sessions)
