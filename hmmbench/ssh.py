@@ -270,8 +270,9 @@ class LineChannel:
     def stderr_tail(self, limit: int = 2000) -> str:
         return self._err.decode(errors="replace")[-limit:]
 
-    def exit_status(self) -> int | None:
-        return self.chan.recv_exit_status() if self.chan.exit_status_ready() else None
+    def ended(self) -> bool:
+        """The remote process has exited or the channel is closed (a fresh one is needed)."""
+        return self.chan.closed or self.chan.exit_status_ready()
 
     def close(self) -> None:
         try:

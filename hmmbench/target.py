@@ -58,6 +58,8 @@ class Target:
         A hang raises CommandTimeout and a dead link ConnectionLost, as a one-shot agent would; the
         server is then dropped, and the next case starts a new one.
         """
+        if self._server is not None and self._server.ended():  # e.g. killed by the OOM killer between cases
+            self._stop_server()
         server = self._server or self._start_server()
         try:
             server.send_line(json.dumps({"cmd": "case", "name": name, "params": params}))

@@ -215,6 +215,7 @@ def _in_child(work) -> dict:
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)  # the request stream is the server's, not the case's
             os.dup2(2, 1)  # a stray print must not corrupt the reply stream
+            sys.stdout = sys.stderr
             data = json.dumps(work()).encode()
         except BaseException as exc:  # noqa: BLE001 - reported as the answer
             data = json.dumps({"agent_error": f"{type(exc).__name__}: {exc}",
