@@ -112,8 +112,9 @@ def test_lost_connection_is_a_possible_crash_and_the_target_is_probed_again(gues
     """Inside the guest, a watcher kills every SSH session (not the listening sshd) once the agent server is
     up: the case that was running loses its connection. hmmbench reports it as a possible crash, probes
     until the machine answers, and runs the remaining case."""
-    watcher = ("while ! pgrep -f 'hmmbench_guest.agent serve' >/dev/null; do sleep 0.1; done; sleep 0.3; "
-               "pkill -KILL -f 'sshd: root@'")
+    # "[.]" and "[@]": the patterns must not match the watcher's own command line.
+    watcher = ("while ! pgrep -f 'hmmbench_guest[.]agent serve' >/dev/null; do sleep 0.1; done; sleep 0.3; "
+               "pkill -KILL -f 'sshd: root[@]'")
     guest_shell(guest, f"setsid nohup sh -c \"{watcher}\" >/dev/null 2>&1 < /dev/null &")
     proc = remote_run(guest, "--case", "exclusive_concurrent_cpu", "--case", "exclusive_bad_args",
                       "--out", str(tmp_path / "lost"))
