@@ -12,7 +12,6 @@ import base64
 import hashlib
 import logging
 import socket
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,27 +179,6 @@ class SshTarget:
             raise ConnectionLost(f"SSH failure starting {command!r}: {exc}") from exc
         return LineChannel(chan, transport, command)
 
-    def put_tree(self, local: Path, remote: str, suffixes: tuple[str, ...] = (".py",)) -> int:
-        """Copy the files below ``local`` ending in ``suffixes`` to ``remote`` over SFTP."""
-        assert self.client is not None
-        sftp = self.client.open_sftp()
-        count = 0
-        try:
-            for path in sorted(local.rglob("*")):
-                if "__pycache__" in path.parts:
-                    continue
-                rel = path.relative_to(local).as_posix()
-                target = f"{remote}/{rel}"
-                if path.is_dir():
-                    _sftp_mkdir(sftp, target)
-                elif path.suffix in suffixes:
-                    _sftp_mkdir(sftp, target.rsplit("/", 1)[0])
-                    sftp.put(str(path), target)
-                    count += 1
-        finally:
-            sftp.close()
-        return count
-
     def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
         assert self.client is not None
         sftp = self.client.open_sftp()
@@ -281,18 +259,6 @@ class LineChannel:
             pass
 
 
-def _sftp_mkdir(sftp: paramiko.SFTPClient, path: str) -> None:
-    parts = path.strip("/").split("/")
-    cur = ""
-    for part in parts:
-        cur += "/" + part
-        try:
-            if stat.S_ISDIR(sftp.stat(cur).st_mode):
-                continue
-        except OSError:
-            sftp.mkdir(cur)
-
-
 def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: callable) -> SshTarget:
     """Connect with ``make()`` until it works, the deadline passes, or ``alive()`` turns False."""
     last: Exception | None = None
@@ -305,5 +271,5 @@ def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: cal
             raise
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             last = exc
-            time.sleep(1.0)
+            time.sleep(0.25)  # a refused or reset connection costs little; a second of sleep costs a boot
     raise GuestUnreachable(f"SSH did not answer before the deadline (last error: {last}); {describe()}")
