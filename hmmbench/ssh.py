@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import socket
 import time
@@ -180,13 +181,22 @@ class SshTarget:
         return LineChannel(chan, transport, command)
 
     def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
-        assert self.client is not None
-        sftp = self.client.open_sftp()
+        """Copy a local file to the target over SFTP."""
+        self.put_bytes(local.read_bytes(), remote, mode)
+
+    def put_bytes(self, data: bytes, remote: str, mode: int = 0o644) -> None:
+        """Write ``data`` to ``remote`` on the target over SFTP."""
+        if self.client is None:
+            raise ConnectionLost("not connected")
         try:
-            sftp.put(str(local), remote)
-            sftp.chmod(remote, mode)
-        finally:
-            sftp.close()
+            sftp = self.client.open_sftp()
+            try:
+                sftp.putfo(io.BytesIO(data), remote)
+                sftp.chmod(remote, mode)
+            finally:
+                sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"SFTP copy to {remote} failed: {exc}") from exc
 
     def close(self) -> None:
         if self.client is not None:
