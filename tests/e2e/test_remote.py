@@ -109,11 +109,13 @@ def test_preflight_errors(guest: dict, tmp_path: Path) -> None:
 
 
 def test_lost_connection_is_a_possible_crash_and_the_target_is_probed_again(guest: dict, tmp_path: Path) -> None:
-    """Inside the guest, a watcher kills every SSH session (not the listening sshd) once the agent server is
-    up: the case that was running loses its connection. hmmbench reports it as a possible crash, probes
-    until the machine answers, and runs the remaining case."""
-    # "[.]" and "[@]": the patterns must not match the watcher's own command line.
-    watcher = ("while ! pgrep -f 'hmmbench_guest[.]agent serve' >/dev/null; do sleep 0.1; done; sleep 0.3; "
+    """Inside the guest, a watcher kills every SSH session (not the listening sshd) while the first case
+    runs: the case loses its connection. hmmbench reports it as a possible crash, probes until the
+    machine answers, and runs the remaining case."""
+    # The case is running once an agent process has more than 5 threads (exclusive_concurrent_cpu starts 8;
+    # the server and its info child have one). "[.]" and "[@]": the patterns must not match the watcher.
+    # "\$": expanded by the watcher's shell on each check, not once by the shell that starts it.
+    watcher = ("while [ \\$(ps -eLo args | grep -c 'hmmbench_guest[.]agent serve') -lt 6 ]; do sleep 0.05; done; "
                "pkill -KILL -f 'sshd: root[@]'")
     guest_shell(guest, f"setsid nohup sh -c \"{watcher}\" >/dev/null 2>&1 < /dev/null &")
     proc = remote_run(guest, "--case", "exclusive_concurrent_cpu", "--case", "exclusive_bad_args",
