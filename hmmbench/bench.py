@@ -144,14 +144,10 @@ def bisect16(req: runner.RunRequest, out_dir: Path) -> dict:
     commits = []
     for i in range(1, 17):
         if i == 11:
-            edits = {"lib/test_hmm.c": ("static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,"
-                                        "\n\t\t\t     unsigned long end)\n{",
-                                        "static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,"
-                                        "\n\t\t\t     unsigned long end)\n{\n\treturn 0; /* bench: breaks */")}
+            edits = gitrepo.BREAK_EXCLUSIVE_BASIC
         else:
-            edits = {"mm/memory.c" if i % 2 else "lib/test_hmm.c":
-                     ("#include <linux/kernel_stat.h>" if i % 2 else mark,
-                      ("#include <linux/kernel_stat.h>" if i % 2 else mark) + f"\n/* bench {stamp} c{i} */")}
+            path, anchor = ("mm/memory.c", "#include <linux/kernel_stat.h>") if i % 2 else ("lib/test_hmm.c", mark)
+            edits = {path: (anchor, f"{anchor}\n/* bench {stamp} c{i} */")}
         parent = gitrepo.commit_change(repo, parent, f"bench bisect {stamp} c{i}", edits)
         commits.append(parent)
     breq = bisection.BisectRequest(repo=repo, good=gitrepo.BASE_BRANCH, bad=commits[-1], case="exclusive_basic",

@@ -17,6 +17,13 @@ from hmmbench import cache, sources
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 BASE_BRANCH = "debian-base"
 
+# An edit (for commit_change) that breaks exclusive_basic on purpose: CHECK_EXCLUSIVE then reports "no
+# atomic entries" even while the device holds the pages. Tests and the bench bisect towards it.
+_CHECK_ATOMIC = ("static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,\n"
+                 "\t\t\t     unsigned long end)\n{")
+BREAK_EXCLUSIVE_BASIC = {"lib/test_hmm.c": (_CHECK_ATOMIC,
+                                            _CHECK_ATOMIC + "\n\treturn 0; /* hmmbench test: breaks a case */")}
+
 
 def _env(index: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)

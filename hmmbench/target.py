@@ -53,7 +53,7 @@ class Target:
         self.label = label
         self.sudo = sudo  # "sudo -n " when the login is not root
         self.info: dict = {}
-        self._server: LineChannel | None = None  # the warm agent ("agent serve"), started at the first case
+        self._server: LineChannel | None = None  # the warm agent ("agent serve"), started by load_info
 
     def deploy(self) -> None:
         """Copy the guest package (as ``hmmbench_guest``) over SFTP, as one tar file unpacked in place.

@@ -22,10 +22,7 @@ from .conftest import HMMBENCH, REPO, run_hmmbench
 pytestmark = pytest.mark.slow
 
 MARK = "#include <linux/init.h>"
-BREAK = ("static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,\n"
-         "\t\t\t     unsigned long end)\n{",
-         "static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,\n"
-         "\t\t\t     unsigned long end)\n{\n\treturn 0; /* hmmbench test: breaks a case */")
+
 
 
 def make_history() -> tuple[Path, list[str]]:
@@ -38,7 +35,7 @@ def make_history() -> tuple[Path, list[str]]:
             edits = {"lib/test_hmm.c": (f"{MARK}\nthis line does not compile; /* bisect c6 */",
                                         f"{MARK}\n/* bisect c{i}: repaired */")}
         elif i == 10:
-            edits = {"lib/test_hmm.c": BREAK}
+            edits = gitrepo.BREAK_EXCLUSIVE_BASIC
         else:
             edits = {"lib/test_hmm.c": (MARK, f"{MARK}\n/* bisect c{i}: harmless */")}
         parent = gitrepo.commit_change(repo, parent, f"bisect test c{i}", edits)

@@ -16,11 +16,7 @@ pytestmark = pytest.mark.slow
 
 HARMLESS_1 = {"mm/rmap.c": ("#include <linux/mm.h>", "#include <linux/mm.h>\n/* hmmbench test: harmless 1 */")}
 HARMLESS_2 = {"lib/test_hmm.c": ("#include <linux/init.h>", "#include <linux/init.h>\n/* hmmbench test: harmless 2 */")}
-# Breaks exclusive_basic: CHECK_EXCLUSIVE reports "no atomic entries" even while the device holds pages.
-BREAKING = {"lib/test_hmm.c": ("static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,\n"
-                               "\t\t\t     unsigned long end)\n{",
-                               "static int dmirror_check_atomic(struct dmirror *dmirror, unsigned long start,\n"
-                               "\t\t\t     unsigned long end)\n{\n\treturn 0; /* hmmbench test: breaks a case */")}
+BREAKING = gitrepo.BREAK_EXCLUSIVE_BASIC
 HARMLESS_3 = {"mm/memory.c": ("#include <linux/kernel_stat.h>",
                               "#include <linux/kernel_stat.h>\n/* hmmbench test: harmless 3 */")}
 
