@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import cache, kconfig, progress
+from hmmbench import cache, kconfig, progress, uapi_header
 from hmmbench.errors import ConfigDropped, HarnessError
 from hmmbench.sources import KernelTree
 
@@ -48,6 +48,7 @@ class BuiltKernel:
     build_seconds: float
     cached: bool
     warnings: tuple[str, ...] = ()
+    uapi: uapi_header.UapiSpec | None = None  # the tree's lib/test_hmm_uapi.h (None: tree without one)
 
     @property
     def config(self) -> dict[str, str]:
@@ -246,12 +247,29 @@ class KernelBuilder:
         progress.say(f"built {release} in {seconds:.0f}s -> {self.artifact_dir}")
         return self._from_manifest(manifest, cached=False)
 
+    def _uapi(self, release: str) -> uapi_header.UapiSpec | None:
+        """The tree's test_hmm uapi, stored beside the kernel. An entry built before hmmbench stored it
+        gets it now from the tree: the entry's key holds the tree identity, so the tree is the same."""
+        stored = cache.read_json(self.artifact_dir / "uapi.json")
+        if stored is not None:
+            return uapi_header.UapiSpec.from_dict(stored) if stored.get("requests") else None
+        try:
+            spec = uapi_header.from_tree(self.tree.path, release, self.tree.label)
+        except uapi_header.HeaderError as exc:
+            raise HarnessError(f"{self.tree.path / uapi_header.HEADER}: {exc}",
+                               "a tree whose test_hmm uapi hmmbench cannot read; check the header") from exc
+        try:
+            cache.write_json(self.artifact_dir / "uapi.json", spec.to_dict() if spec else {})
+        except OSError:
+            pass
+        return spec
+
     def _from_manifest(self, m: dict, cached: bool) -> BuiltKernel:
         return BuiltKernel(
             key=m["key"], bzimage=self.artifact_dir / "bzImage", config_path=self.artifact_dir / "config",
             release=m["release"], banner=m["banner"], tree_identity=m["tree_identity"],
             config_hash=m["config_hash"], build_seconds=m["build_seconds"], cached=cached,
-            warnings=tuple(m.get("warnings", [])),
+            warnings=tuple(m.get("warnings", [])), uapi=self._uapi(m["release"]),
         )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hmmbench import __version__, accel, cache, cases, netns, progress, report, results, sources, workers
+from hmmbench.casewatch import CaseWatch
 from hmmbench.errors import HarnessError
 from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
 from hmmbench.kbuild import BuiltKernel, KernelBuilder
@@ -24,7 +25,7 @@ from hmmbench.netns import TapNetwork
 from hmmbench.qemu import GuestConfig
 from hmmbench.session import QemuSession
 from hmmbench.ssh import CommandTimeout, ConnectionLost
-from hmmbench.target import AgentError
+from hmmbench.target import AgentError, CaseEnded
 from hmmbench.verdict import Status
 
 
@@ -129,7 +130,8 @@ def _kernel_meta(label: str, kernel: BuiltKernel) -> dict:
     """results.json's "kernel": what was built, from what, and whether it came from the cache."""
     return {"label": label, "release": kernel.release, "banner": kernel.banner,
             "tree_identity": kernel.tree_identity, "config_hash": kernel.config_hash, "build_key": kernel.key,
-            "build_seconds": kernel.build_seconds, "cached": kernel.cached}
+            "build_seconds": kernel.build_seconds, "cached": kernel.cached,
+            "uapi": kernel.uapi.to_dict() if kernel.uapi else None}
 
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
@@ -272,25 +274,34 @@ def session_name(session) -> str:
 
 def run_case(session, spec: cases.CaseSpec, params: dict, case_dir: Path,
              timeout_override: float | None) -> tuple[dict, str | None]:
-    """One case variant on a booted session: (results entry, restart reason or None)."""
+    """One case variant on a booted session: (results entry, restart reason or None).
+
+    The case is watched while it runs (:class:`~hmmbench.casewatch.CaseWatch`): kernel trouble that
+    wedges it, or a task stuck in D state, ends it at once instead of at its timeout.
+    """
     case_id = spec.variant_id(params)
     assert session.target is not None
     info = session.target.info
     mark = len(session.console_lines())
+    watch = CaseWatch(spec.name, params, lambda: session.console_lines()[mark:])
     t0 = time.monotonic()
     restart_reason = None
     timeout = timeout_override or spec.timeout
     try:
-        record = session.target.run_case(spec.name, params, timeout)
+        record = session.target.run_case(spec.name, params, timeout, on_event=watch)
+    except CaseEnded as ended:
+        record = ended.record
+        restart_reason = f"{case_id}: {record['status']} ({record['reason']})"
     except CommandTimeout:
-        record = {"case": spec.name, "params": params, "status": "hang", "timeout": timeout}
+        record = watch.record("hang", f"no answer within {timeout:.0f}s")
+        record["timeout"] = timeout
         restart_reason = f"{case_id} hung"
     except (ConnectionLost, AgentError) as exc:
         if isinstance(exc, ConnectionLost) or not session.alive():
-            record = {"case": spec.name, "params": params, "status": "lost", "reason": str(exc)}
+            record = watch.record("lost", str(exc))
             restart_reason = f"{case_id} lost the target"
         else:
-            record = {"case": spec.name, "params": params, "status": "error", "reason": str(exc)}
+            record = watch.record("error", str(exc))
     seconds = time.monotonic() - t0
     if restart_reason:
         time.sleep(2.0)  # let the console catch the last kernel messages
@@ -319,7 +330,7 @@ def rejudge(results_path: Path) -> tuple[int, dict]:
     """Re-run the verdict rules on recorded observations (no target needed)."""
     data = results.load(results_path)
     known = cases.load_all()
-    info = dict(data.get("target_info") or {})
+    info = {**(data.get("target_info") or {}), "config": data.get("target_config")}
     for entry in data["cases"]:
         spec = known.get(entry["case"])
         if spec is None or entry.get("record") is None:

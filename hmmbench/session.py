@@ -60,6 +60,7 @@ class QemuSession:
                 lambda: f"console tail:\n{guest.console_tail()}\n(full console: {guest.console_path})",
             )
             target = Target(ssh, f"qemu {guest.name}")
+            target.uapi = self.kernel.uapi.to_dict() if self.kernel.uapi else None
             target.deploy()
             info = target.load_info()
         self.boot_seconds.append(time.monotonic() - start)

@@ -14,10 +14,12 @@ import py_compile
 import shlex
 import tarfile
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from hmmbench.errors import HarnessError
-from hmmbench.ssh import LineChannel, SshTarget
+from hmmbench.ssh import CommandTimeout, LineChannel, SshTarget
 
 GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
 REMOTE_DIR = "/tmp/hmmbench-agent"
@@ -47,12 +49,30 @@ class AgentError(Exception):
     """The agent did not produce a JSON answer (it crashed, or python3/cffi is missing)."""
 
 
+class CaseEnded(Exception):
+    """The host's watch ended a running case early (a kernel report that wedges it, or a hang).
+
+    ``record`` is what the host knows of the case at that moment (its status, the kernel messages and
+    stuck tasks the agent streamed); the agent server is dropped with the case.
+    """
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record.get("reason", "case ended by the host"))
+        self.record = record
+
+
+# Called with every event the agent streams while a case runs, and at least once a second with None;
+# raises CaseEnded to end the case.
+EventHook = Callable[[dict | None], None]
+
+
 class Target:
     def __init__(self, ssh: SshTarget, label: str, sudo: str = "") -> None:
         self.ssh = ssh
         self.label = label
         self.sudo = sudo  # "sudo -n " when the login is not root
         self.info: dict = {}
+        self.uapi: dict | None = None  # the kernel tree's test_hmm uapi, sent with every request
         self._server: LineChannel | None = None  # the warm agent ("agent serve"), started by load_info
 
     def deploy(self) -> None:
@@ -82,35 +102,59 @@ class Target:
         """What the target runs (release, banner, config, devices), from a process forked by the agent
         server: the server's start-up (the first interpreter after boot, slow on a cold page cache) is
         paid here once, not again by the first case."""
-        self.info = self._request({"cmd": "info"}, timeout, "info")
+        self.info = self._request({"cmd": "info", "uapi": self.uapi}, timeout, "info")
         return self.info
 
-    def run_case(self, name: str, params: dict, timeout: float) -> dict:
+    def run_case(self, name: str, params: dict, timeout: float, on_event: EventHook | None = None) -> dict:
         """One case in a fresh process on the target, forked by the warm agent server.
 
-        A hang raises CommandTimeout and a dead link ConnectionLost, as a one-shot agent would; the
-        server is then dropped, and the next case starts a new one.
+        While it runs, ``on_event`` sees every event the agent streams (kernel messages, the case's
+        uninterruptible tasks) and is called at least once a second; it ends the case by raising
+        CaseEnded. A case that does not answer within ``timeout`` raises CommandTimeout and a dead link
+        ConnectionLost; either way the server is dropped, and the next case starts a new one.
         """
-        return self._request({"cmd": "case", "name": name, "params": params}, timeout, name)
+        request = {"cmd": "case", "name": name, "params": params, "uapi": self.uapi}
+        return self._request(request, timeout, name, on_event)
 
-    def _request(self, request: dict, timeout: float, what: str) -> dict:
+    def _request(self, request: dict, timeout: float, what: str, on_event: EventHook | None = None) -> dict:
         if self._server is not None and self._server.ended():  # e.g. killed by the OOM killer between cases
             self._stop_server()
         server = self._server or self._start_server()
+        deadline = time.monotonic() + timeout
         try:
             server.send_line(json.dumps(request))
-            line = server.read_line(timeout)
+            while True:
+                line = self._next_line(server, deadline, on_event)
+                if line is None:
+                    tail = server.stderr_tail()
+                    self._stop_server()
+                    raise AgentError(f"agent server ended during {what}: {tail.strip()[-400:]}")
+                reply = json.loads(line)
+                if "event" not in reply:
+                    break
+                if on_event is not None:
+                    on_event(reply)
         except BaseException:
             self._stop_server()
             raise
-        if line is None:
-            tail = server.stderr_tail()
-            self._stop_server()
-            raise AgentError(f"agent server ended during {what}: {tail.strip()[-400:]}")
-        reply = json.loads(line)
         if "agent_error" in reply:
             raise AgentError(f"agent: {reply['agent_error']}")
         return reply
+
+    @staticmethod
+    def _next_line(server: LineChannel, deadline: float, on_event: EventHook | None) -> str | None:
+        """The next line from the server; without a hook, one wait until the deadline; with one, waits of
+        at most a second, calling the hook between them (it watches the console, too)."""
+        if on_event is None:
+            return server.read_line(max(0.0, deadline - time.monotonic()))
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return server.read_line(max(0.0, min(1.0, left)))
+            except CommandTimeout:
+                if left <= 1.0:
+                    raise
+                on_event(None)
 
     def run_case_oneshot(self, name: str, params: dict, timeout: float) -> dict:
         """The same case in a new interpreter of its own (what the server saves; kept for comparison)."""

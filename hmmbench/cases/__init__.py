@@ -9,7 +9,6 @@ the record and the target's facts, ``hmmbench judge results.json`` can re-run ev
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,9 +89,20 @@ def judge_record(spec: CaseSpec, record: dict, target: dict, console_lines: list
                        [seen] + inner.evidence, ["taint"] + inner.failed_checks)
     status = record.get("status")
     if status == "hang":
+        stuck = record.get("stuck")
+        if stuck:
+            title = hang_title(stuck)
+            seen = f"FAIL finished: {record.get('reason')}; kernel stack: {' <- '.join(stuck.get('stack') or [])}"
+            return Verdict(Status.FAIL, f"hang: {title}", [seen], ["hang"], crashes)
         title = reports[0].title if reports else "no kernel message"
-        return Verdict(Status.FAIL, f"hang: no answer within {record.get('timeout')}s ({title})",
-                       [f"FAIL finished: the case did not finish within {record.get('timeout')}s"], ["hang"], crashes)
+        why = record.get("reason") or f"no answer within {record.get('timeout')}s"
+        return Verdict(Status.FAIL, f"hang: {why} ({title})",
+                       [f"FAIL finished: {why}"] + _stuck_lines(record), ["hang"], crashes)
+    if status == "trouble":
+        titles = "; ".join(dict.fromkeys(r.title for r in reports)) or "kernel report"
+        return Verdict(Status.FAIL, f"kernel trouble: {titles} (case ended: {record.get('reason')})",
+                       [f"FAIL kernel messages: {titles}", f"FAIL finished: {record.get('reason')}"]
+                       + _stuck_lines(record), ["kernel messages", "finished"], crashes)
     if status == "lost":
         title = reports[0].title if reports else "connection lost, no kernel message seen"
         return Verdict(Status.FAIL, f"target lost during the case (possible crash): {title}",
@@ -104,6 +114,31 @@ def judge_record(spec: CaseSpec, record: dict, target: dict, console_lines: list
         return Verdict(Status.FAIL, f"kernel trouble: {titles}", evidence, ["kernel messages"] + inner.failed_checks,
                        crashes)
     return _inner_verdict(spec, record, target)
+
+
+# Where a task sleeps says nothing about why it cannot go on: the scheduler's and the sleeping
+# primitives' frames are skipped when a hang is titled by its stack.
+_SLEEP_FRAMES = {
+    "__schedule", "schedule", "schedule_timeout", "schedule_timeout_uninterruptible", "schedule_preempt_disabled",
+    "io_schedule", "io_schedule_timeout", "__wait_for_common", "wait_for_completion", "wait_for_completion_killable",
+    "wait_for_completion_timeout", "rwsem_down_read_slowpath", "rwsem_down_write_slowpath", "down_read", "down_write",
+    "down_read_killable", "down_write_killable", "__mutex_lock", "mutex_lock", "__mutex_lock_slowpath",
+    "mutex_lock_killable", "folio_wait_bit_common", "__folio_lock", "__folio_lock_killable", "folio_wait_bit",
+    "context_switch", "__switch_to_asm", "__switch_to", "msleep", "schedule_hrtimeout_range", "usleep_range_state",
+    "ret_from_fork", "ret_from_fork_asm", "do_syscall_64", "entry_SYSCALL_64_after_hwframe", "x64_sys_call",
+}
+
+
+def hang_title(task: dict) -> str:
+    """``hang in dmirror_exclusive``: the first frame of a stuck task's stack that is not a sleep."""
+    frames = [f for f in task.get("stack") or [] if f not in _SLEEP_FRAMES and not f.startswith("__x64_sys_")]
+    where = frames[0] if frames else (task.get("wchan") or "unknown")
+    return f"hang in {where}"
+
+
+def _stuck_lines(record: dict) -> list[str]:
+    return [f"note uninterruptible task: {t.get('comm')} tid {t.get('tid')}: {' <- '.join(t.get('stack') or [])}"
+            for t in record.get("uninterruptible") or []]
 
 
 def _inner_verdict(spec: CaseSpec, record: dict, target: dict) -> Verdict:
@@ -120,5 +155,3 @@ def _inner_verdict(spec: CaseSpec, record: dict, target: dict) -> Verdict:
         return Verdict(Status.ERROR, f"verdict rule could not read the observations: {exc!r}")
 
 
-def dumps(obj: object) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -1,8 +1,16 @@
-"""The guest agent: ``info`` describes the target, ``case NAME`` runs one case and prints its observations.
+"""The guest agent: observes for the host; never judges.
 
-Invoked by the host over SSH as ``python3 -m hmmbench_guest.agent ...`` in a fresh process per case,
-so one case's mappings, device state and signal dispositions never leak into the next. It prints one
-JSON object on stdout; anything a case wants to say for humans goes to stderr.
+The host starts it once per boot as a server (``python3 -m hmmbench_guest.agent serve``) that has done
+its imports and cffi's cdef parse. Each request is one JSON line; each case runs in a process forked
+from the server (its own address space: one case's mappings, device state and signal dispositions never
+leak into the next). While the case process runs, the server streams *events* (the kernel messages it
+causes, and once a second the case's tasks that sleep uninterruptibly, with their kernel stacks) so the
+host can end a case that a kernel BUG or a hang has wedged; the final line is the case's record. The
+kernel-message window closes only after the case process has exited and been reaped, so what its exit
+does (unmapping device-exclusive entries, closing the mirror) is attributed to that case.
+
+``agent case NAME`` and ``agent info`` still run one request in this process and print one JSON object
+(the bench compares that against the server). Anything a case says for humans goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,24 +24,25 @@ import importlib
 import json
 import os
 import resource
+import select
 import sys
 import time
 import traceback
 
-from . import kmsg, memops, pagemap, uapi
+from . import kmsg, memops, pagemap, tasks, uapi
 from .skip import Skip
 
 
 class CaseContext:
     """What a case uses to reach the kernel: libc, the dmirror devices, page-state readers."""
 
-    def __init__(self, release: str) -> None:
+    def __init__(self, release: str, uapi_spec: dict | None = None) -> None:
         self.release = release
         self.page_size = os.sysconf("SC_PAGE_SIZE")
-        self.libc = uapi.shared_libc()
+        self.libc = uapi.libc_for(uapi_spec)
         self.ffi = self.libc.ffi
         try:
-            self.numbers = uapi.ioctl_numbers(release)
+            self.numbers = uapi.numbers_for(release, uapi_spec)
         except uapi.UnknownUapi as exc:
             raise Skip(str(exc)) from exc
         self._open: list[uapi.Dmirror] = []
@@ -120,7 +129,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def info() -> dict:
+def info(uapi_spec: dict | None = None) -> dict:
     """Facts about the target the host needs before running cases (and puts in the results)."""
     u = os.uname()
     try:
@@ -130,7 +139,7 @@ def info() -> dict:
     except ImportError:
         cffi_version = None
     try:
-        ioctls = sorted(uapi.ioctl_numbers(u.release))
+        ioctls = sorted(uapi.numbers_for(u.release, uapi_spec))
         ioctl_error = None
     except (uapi.UnknownUapi, ValueError) as exc:
         ioctls, ioctl_error = [], str(exc)
@@ -158,26 +167,21 @@ def info() -> dict:
         "kpageflags_readable": kpageflags_readable,
         "ioctls": ioctls,
         "ioctl_error": ioctl_error,
+        "uapi_source": (uapi_spec or {}).get("source") or "version table",
         "tainted": kmsg.tainted(),
         "cmdline": _read("/proc/cmdline"),
         "config": _config(),
     }
 
 
-def run_case(name: str, params: dict) -> dict:
-    """Run case ``name`` in this process and return its record (observations or skip/error)."""
+def observe_case(name: str, params: dict, uapi_spec: dict | None = None) -> dict:
+    """Run case ``name`` in this process: its observations (or skip/error) and its page log."""
     record: dict = {"case": name, "params": params}
-    cursor = None
-    try:
-        cursor = kmsg.KmsgCursor()
-    except OSError as exc:
-        record["kmsg_error"] = str(exc)
-    record["tainted_before"] = kmsg.tainted()
     start = time.monotonic()
     ctx = None
     try:
         module = importlib.import_module(f"{__package__}.cases.{name}")
-        ctx = CaseContext(os.uname().release)
+        ctx = CaseContext(os.uname().release, uapi_spec)
         record["observations"] = module.observe(ctx, params)
         record["status"] = "observed"
     except Skip as exc:
@@ -192,16 +196,48 @@ def run_case(name: str, params: dict) -> dict:
             record["page_log"] = ctx.page_log
             ctx.close()
     record["seconds"] = round(time.monotonic() - start, 3)
-    record["tainted_after"] = kmsg.tainted()
-    if cursor is not None:
-        record["kmsg"] = cursor.read_new()
-        record["kmsg_lost"] = cursor.lost
-        cursor.close()
     return record
 
 
-def _in_child(work) -> dict:
-    """Run ``work()`` in a forked child and return its JSON answer.
+class MessageWindow:
+    """The kernel messages and taint flags of one case: opened before it starts, closed after it ended."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.error: str | None = None
+        self.cursor: kmsg.KmsgCursor | None = None
+        try:
+            self.cursor = kmsg.KmsgCursor()
+        except OSError as exc:
+            self.error = str(exc)
+        self.tainted_before = kmsg.tainted()
+
+    def read_new(self) -> list[dict]:
+        new = self.cursor.read_new() if self.cursor is not None else []
+        self.records += new
+        return new
+
+    def close_into(self, record: dict) -> dict:
+        self.read_new()
+        record["tainted_before"] = self.tainted_before
+        record["tainted_after"] = kmsg.tainted()
+        if self.cursor is not None:
+            record["kmsg"] = self.records
+            record["kmsg_lost"] = self.cursor.lost
+            self.cursor.close()
+        else:
+            record["kmsg_error"] = self.error
+        return record
+
+
+def run_case(name: str, params: dict, uapi_spec: dict | None = None) -> dict:
+    """One case in this process with its message window (the one-shot ``agent case``)."""
+    window = MessageWindow()
+    return window.close_into(observe_case(name, params, uapi_spec))
+
+
+def _fork(work) -> tuple[int, int]:
+    """Start ``work()`` in a forked child that writes its JSON answer to a pipe: (pid, read end).
 
     Why fork: every case gets a fresh process (its own mappings, no state left by the case before), while
     the interpreter start, the imports and cffi's cdef parsing, most of a short case's cost under TCG,
@@ -227,11 +263,10 @@ def _in_child(work) -> dict:
         finally:
             os._exit(0)
     os.close(w)
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
+    return pid, r
+
+
+def _answer(chunks: list[bytes], status: int) -> dict:
     if not chunks:
         code = os.waitstatus_to_exitcode(status)
         how = f"killed by signal {-code}" if code < 0 else f"exited {code}"
@@ -239,8 +274,66 @@ def _in_child(work) -> dict:
     return json.loads(b"".join(chunks))
 
 
+def _in_child(work) -> dict:
+    """Run ``work()`` in a forked child and return its JSON answer (no events: for ``info``)."""
+    pid, r = _fork(work)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    return _answer(chunks, status)
+
+
+SAMPLE_EVERY = 1.0  # seconds between samples of the case's D-state tasks (and heartbeats to the host)
+
+
+def _watched_case(work, emit, window: MessageWindow, sample_every: float = SAMPLE_EVERY) -> dict:
+    """Run ``work()`` in a forked child; while it runs, ``emit`` events: new kernel messages as they
+    come, and a heartbeat with the case's uninterruptible tasks every ``sample_every`` seconds. Returns
+    the child's answer once the child has exited *and been reaped*: its exit is part of the case."""
+    pid, r = _fork(work)
+    chunks: list[bytes] = []
+    eof, status = False, None
+    next_sample = time.monotonic() + sample_every
+    while status is None:
+        if not eof:
+            ready, _, _ = select.select([r], [], [], 0.2)
+            if ready:
+                chunk = os.read(r, 1 << 16)
+                if chunk:
+                    chunks.append(chunk)
+                else:
+                    eof = True
+                    os.close(r)
+        else:
+            time.sleep(0.05)
+        if eof:
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = st
+        new = window.read_new()
+        if new:
+            emit({"event": "kmsg", "records": new})
+        if time.monotonic() >= next_sample:
+            next_sample = time.monotonic() + sample_every
+            emit({"event": "tick", "pid": pid, "uninterruptible": tasks.uninterruptible(pid)})
+    return _answer(chunks, status)
+
+
+def case_request(req: dict, emit) -> dict:
+    """A ``case`` request: the case in a watched child, its message window closed after the reap."""
+    window = MessageWindow()
+    spec = req.get("uapi")
+    reply = _watched_case(functools.partial(observe_case, req["name"], req.get("params", {}), spec), emit, window,
+                          float(req.get("sample_every", SAMPLE_EVERY)))
+    if "agent_error" in reply:
+        return reply
+    return window.close_into(reply)
+
+
 def serve() -> int:
-    """One JSON request per stdin line, one JSON reply per stdout line; each case in a forked child."""
+    """One JSON request per stdin line; event lines (``{"event": ...}``) then one reply line per request."""
     from . import cases
 
     for mod in sorted(glob.glob(os.path.join(os.path.dirname(cases.__file__), "*.py"))):
@@ -250,18 +343,21 @@ def serve() -> int:
     uapi.shared_libc()  # cffi's cdef parse, done once
     gc.freeze()  # a collection in a case process would write to every inherited object: faults the cases count
     out = sys.stdout
-    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
-    out.flush()
+
+    def emit(obj: dict) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    emit({"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         req = json.loads(line)
         if req["cmd"] == "case":
-            reply = _in_child(functools.partial(run_case, req["name"], req.get("params", {})))
+            reply = case_request(req, emit)
         elif req["cmd"] == "info":
-            reply = _in_child(info)
+            reply = _in_child(functools.partial(info, req.get("uapi")))
         else:
             reply = {"agent_error": f"unknown request {req['cmd']!r}"}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+        emit(reply)
     return 0
 
 
@@ -272,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     case = sub.add_parser("case")
     case.add_argument("name")
     case.add_argument("--params", default="{}")
+    case.add_argument("--uapi", default="null", help="the host's uapi spec (JSON), from the kernel tree's header")
     loop = sub.add_parser("bench-loop")
     loop.add_argument("iterations", type=int)
     sub.add_parser("serve", help="answer requests on stdin, each case in a forked child")
@@ -285,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
         out = bench_loop.run(args.iterations)
     else:
-        out = run_case(args.name, json.loads(args.params))
+        out = run_case(args.name, json.loads(args.params), json.loads(args.uapi))
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0

@@ -1,9 +1,11 @@
-"""The test_hmm uapi (lib/test_hmm_uapi.h) through cffi, with ioctl numbers per kernel version.
+"""The test_hmm uapi (lib/test_hmm_uapi.h) through cffi: ioctl numbers and the command struct.
 
-``struct hmm_dmirror_cmd`` never changed, but the ioctl numbers did: Linux 6.0 renumbered them when
-MIGRATE_TO_SYS was added (see the project's notes, section 4), so the same name means a different
-number on 5.14..5.19 and on >= 6.0. Probing is unsafe (nr 3 is SNAPSHOT on one and MIGRATE_TO_SYS on
-the other), so the table is chosen from the running kernel's version.
+The truth is the header of the tree the kernel was built from: when hmmbench built the kernel, the
+host reads that header and sends its numbers and ``struct hmm_dmirror_cmd`` layout with every request
+(a series that inserts an ioctl renumbers every later one). For a machine whose tree hmmbench does not
+have, the numbers come from a table per kernel version: Linux 6.0 renumbered them when MIGRATE_TO_SYS
+was added (see the project's notes, section 4), so the same name means a different number on
+5.14..5.19 and on >= 6.0. Probing is unsafe (nr 3 is SNAPSHOT on one and MIGRATE_TO_SYS on the other).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class UnknownUapi(Exception):
     """No ioctl table is known for this kernel version."""
 
 
-def ioctl_numbers(release: str) -> dict[str, int]:
-    """Name -> full ioctl request number for the kernel ``release``."""
+def table_numbers(release: str) -> dict[str, int]:
+    """Name -> ioctl nr for the kernel ``release`` from the version table."""
     version = parse_release(release)[:2]
     chosen = None
     for first, table in _TABLES:
@@ -47,7 +49,36 @@ def ioctl_numbers(release: str) -> dict[str, int]:
             chosen = table
     if chosen is None:
         raise UnknownUapi(f"test_hmm has no ioctl interface before 5.7 (kernel {release})")
-    return {name: iowr("H", nr) for name, nr in chosen.items()}
+    return dict(chosen)
+
+
+def numbers_for(release: str, spec: dict | None) -> dict[str, int]:
+    """Name -> full request number: from the host's header spec when given, else the version table."""
+    if spec and spec.get("requests"):
+        return {name: int(v) for name, v in spec["requests"].items()}
+    return ioctl_numbers(release)
+
+
+DEFAULT_FIELDS = (("addr", "uint64_t"), ("ptr", "uint64_t"), ("npages", "uint64_t"), ("cpages", "uint64_t"),
+                  ("faults", "uint64_t"))
+
+
+def cmd_struct(fields) -> str:
+    body = "".join(f"    {ctype} {name};\n" for name, ctype in fields)
+    return f"struct hmm_dmirror_cmd {{\n{body}}};\n"
+
+
+def libc_for(spec: dict | None) -> Libc:
+    """The shared Libc, or one with the command struct the header declares when its layout differs."""
+    fields = tuple(tuple(f) for f in (spec or {}).get("cmd_fields") or DEFAULT_FIELDS)
+    if fields == DEFAULT_FIELDS:
+        return shared_libc()
+    return Libc(cmd_struct(fields))
+
+
+def ioctl_numbers(release: str) -> dict[str, int]:
+    """Name -> full ioctl request number for the kernel ``release`` (version table)."""
+    return {name: iowr("H", nr) for name, nr in table_numbers(release).items()}
 
 
 # HMM_DMIRROR_SNAPSHOT result bytes.
@@ -73,14 +104,7 @@ def decode_snapshot(byte: int) -> list[str]:
     return names
 
 
-CDEF = """
-struct hmm_dmirror_cmd {
-    uint64_t addr;
-    uint64_t ptr;
-    uint64_t npages;
-    uint64_t cpages;
-    uint64_t faults;
-};
+LIBC_CDEF = """
 int ioctl(int fd, unsigned long request, ...);
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int munmap(void *addr, size_t length);
@@ -94,17 +118,16 @@ PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x01, 0x02, 0x10, 0x20, 0x4000
 MAP_HUGETLB, MAP_POPULATE = 0x40000, 0x8000
 MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_MERGEABLE = 14, 15, 21, 12
-MAP_FAILED = -1
 
 
 class Libc:
     """cffi handle on libc plus the test_hmm command struct (ABI mode: no compiler on the target)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cmd_cdef: str | None = None) -> None:
         import cffi
 
         self.ffi = cffi.FFI()
-        self.ffi.cdef(CDEF)
+        self.ffi.cdef((cmd_cdef or cmd_struct(DEFAULT_FIELDS)) + LIBC_CDEF)
         self.lib = self.ffi.dlopen(None)
 
     def addr(self, ptr) -> int:
