@@ -50,7 +50,7 @@ def git(repo: Path, *args: str, index: Path | None = None, input: bytes | None =
 
 
 def ensure_repo(kernel: str = "debian-6.12") -> Path:
-    """The bare repository holding a fetched Debian tree as branch ``debian-base`` (made once)."""
+    """The bare repository holding the fetched Debian tree ``kernel`` as branch ``debian-base`` (made once)."""
     tree = sources.fetch_debian(kernel)
     repo = cache.cache_root() / "testrepos" / f"{cache.stable_hash(tree.identity)}.git"
     with cache.locked(repo.with_suffix(".lock")):
@@ -66,22 +66,28 @@ def ensure_repo(kernel: str = "debian-6.12") -> Path:
         tree_sha = git(repo, "write-tree", index=index)
         if "Makefile" not in git(repo, "ls-tree", "--name-only", tree_sha):
             raise RuntimeError(f"importing {tree.path} into {repo} produced an empty tree")
-        commit = git(repo, "commit-tree", tree_sha, "-m", f"Debian linux-source-6.12 ({tree.label})")
+        commit = git(repo, "commit-tree", tree_sha, "-m", f"Debian {tree.label}")
         git(repo, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
         index.unlink()
     return repo
 
 
-def commit_change(repo: Path, parent: str, message: str, edits: dict[str, tuple[str, str]]) -> str:
-    """A commit on ``parent`` replacing, in each file, the first ``old`` by ``new``; returns its hash."""
+Edit = tuple[str, str]  # (old, new): the first ``old`` in a file becomes ``new``
+
+
+def commit_change(repo: Path, parent: str, message: str, edits: dict[str, Edit | list[Edit]]) -> str:
+    """A commit on ``parent`` replacing, in each file, the first ``old`` by ``new`` (one edit or a list of
+    them, applied in order); returns its hash."""
     index = repo / f"tmp-index-{os.getpid()}"
     try:
         git(repo, "read-tree", parent, index=index)
-        for path, (old, new) in edits.items():
+        for path, file_edits in edits.items():
             text = git_raw(repo, "show", f"{parent}:{path}").decode()
-            if old not in text:
-                raise RuntimeError(f"{path}: text to replace not found: {old[:60]!r}")
-            blob = git(repo, "hash-object", "-w", "--stdin", input=text.replace(old, new, 1).encode())
+            for old, new in [file_edits] if isinstance(file_edits, tuple) else file_edits:
+                if old not in text:
+                    raise RuntimeError(f"{path}: text to replace not found: {old[:60]!r}")
+                text = text.replace(old, new, 1)
+            blob = git(repo, "hash-object", "-w", "--stdin", input=text.encode())
             git(repo, "update-index", "--cacheinfo", f"100644,{blob},{path}", index=index)
         tree_sha = git(repo, "write-tree", index=index)
     finally:

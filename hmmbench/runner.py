@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import __version__, accel, cache, cases, netns, progress, report, results, sources, workers
-from hmmbench.casewatch import CaseWatch
+from hmmbench import __version__, accel, cache, cases, console, netns, progress, report, results, sources, workers
+from hmmbench.casewatch import CaseWatch, is_fatal
 from hmmbench.errors import HarnessError
 from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
 from hmmbench.kbuild import BuiltKernel, KernelBuilder
@@ -50,6 +50,7 @@ class RunRequest:
     kexec: str | None = None  # with target_url: a KERNEL (built by hmmbench) or a bzImage path to kexec into
     jobs: int = 1  # QEMU guests running cases at once (each a worker of one queue)
     inventory: Path | None = None  # a TOML file of ssh:// machines, one worker each (instead of target_url)
+    append: list[str] = field(default_factory=list)  # extra kernel command line words for QEMU guests
 
 
 def select_cases(names: list[str]) -> list[cases.CaseSpec]:
@@ -107,10 +108,11 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     started = time.monotonic() if started is None else started
     acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
     out_dir = (req.out_dir or default_out_dir(kernel.release)).resolve()
-    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
+    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc,
+                      extra_append=list(req.append))
     kernel_meta = _kernel_meta(tree.label, kernel)
     target_meta = {"kind": "qemu", "accel": acc, "accel_why": why, "cpus": cfg.cpus, "memory_mib": cfg.memory_mib,
-                   "numa_nodes": cfg.numa_nodes}
+                   "numa_nodes": cfg.numa_nodes, "append": cfg.extra_append}
     image_meta = {"recipe": image.recipe, "key": image.key, "cached": image.cached}
     jobs = max(1, req.jobs)
     if jobs > 1:
@@ -307,6 +309,9 @@ def run_case(session, spec: cases.CaseSpec, params: dict, case_dir: Path,
         time.sleep(2.0)  # let the console catch the last kernel messages
     console_lines = session.console_lines()[mark:]
     verdict = cases.judge_record(spec, record, info, console_lines)
+    fatal = [c["title"] for c in verdict.crashes if is_fatal(console.CrashReport(**_report_fields(c)))]
+    if fatal and not restart_reason:  # a kernel that oopsed is not one to run the next case on
+        restart_reason = f"{case_id}: {fatal[0]}"
     entry = {"id": case_id, "case": spec.name, "params": params, "seconds": round(seconds, 2),
              "verdict": verdict.to_dict(), "record": record, "console_excerpt": None}
     if verdict.crashes or restart_reason:
@@ -315,6 +320,11 @@ def run_case(session, spec: cases.CaseSpec, params: dict, case_dir: Path,
         entry["console_excerpt"] = str(excerpt)
     results.write_json(case_dir / f"{_safe(case_id)}.json", entry)
     return entry, restart_reason
+
+
+def _report_fields(crash: dict) -> dict:
+    names = {f.name for f in dataclasses.fields(console.CrashReport)}
+    return {k: v for k, v in crash.items() if k in names}
 
 
 def _safe(case_id: str) -> str:

@@ -42,6 +42,7 @@ CASES: dict[str, CaseSpec] = {}
 CASE_ORDER = [
     "exclusive_basic", "exclusive_mprotect", "exclusive_fork", "exclusive_thp", "exclusive_shared_and_file",
     "exclusive_hugetlb", "exclusive_bad_args", "exclusive_two_devices", "exclusive_repeat", "exclusive_device_rw",
+    "exclusive_exit",
     "exclusive_concurrent_cpu", "exclusive_mapcount", "exclusive_migration", "exclusive_reclaim", "exclusive_ksm",
     "exclusive_soft_dirty",
 ]
