@@ -5,9 +5,10 @@ is the kernel's own. Running both on the same guest lets a report say whether th
 
 * builds ``hmm-tests`` from a kernel tree as a *static* x86_64 binary, so it can be copied into a
   minimal guest that has no matching libc, and caches it by (tree identity, compiler);
-* parses the KTAP/TAP that the kselftest harness prints into one ``SelftestResult`` per test, including
-  a test that never reported because the guest crashed or hung under it;
 * maps the selftest's device-exclusive tests onto hmmbench's cases.
+
+Its KTAP output is parsed by :mod:`hmmbench.ktap` (plans honoured, so a run cut short is told from a
+short run); the names callers know from here (``parse_ktap``, ``SelftestResult``, ...) are re-exported.
 
 The build never writes inside the kernel tree: uapi headers are generated with ``make O=...`` into a
 temporary directory, and gcc runs with the tree's ``mm`` selftest directory as its working directory
@@ -23,12 +24,30 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from hmmbench import cache, progress
 from hmmbench.errors import HarnessError
+from hmmbench.ktap import (
+    NO_RESULT_REASON,
+    STATUSES,
+    KtapDocument,
+    KtapTest,
+    SelftestResult,
+    Shortfall,
+    harness_totals,
+    parse_document,
+    parse_ktap,
+    summarize,
+)
+
+__all__ = [
+    "EXCLUSIVE_CASES", "NO_RESULT_REASON", "STATUSES", "KtapDocument", "KtapTest", "Recipe", "SelftestResult",
+    "Shortfall", "build_hmm_tests", "harness_totals", "parse_document", "parse_ktap", "selftest_verdicts_for",
+    "summarize",
+]
 
 ARCH = "x86_64"
 BINARY = "hmm-tests"
@@ -50,8 +69,6 @@ EXCLUSIVE_CASES: dict[str, str] = {
     "exclusive_cow": "exclusive_fork",
 }
 
-STATUSES = ("PASS", "FAIL", "SKIP", "XFAIL", "XPASS", "ERROR")
-NO_RESULT_REASON = "no result line (output ended: crash or timeout?)"
 
 
 # ====================================================================== building
@@ -332,218 +349,7 @@ def build_hmm_tests(tree_path: Path, identity: str) -> Path:
     return final_dir / BINARY
 
 
-# ====================================================================== parsing
-
-
-@dataclass(frozen=True)
-class SelftestResult:
-    """One test's outcome as kselftest reported it.
-
-    ``name`` is the harness's full name (``hmm.hmm_device_private.exclusive``); ``directive`` is the TAP
-    directive as printed (``SKIP``, ``XFAIL``, ...) or empty; ``reason`` the text after it (or after a
-    bare ``#``); ``diagnostics`` are the lines printed while the test ran (``# hmm-tests.c:1817:...``,
-    the harness's ``# exclusive: Test terminated by assertion``, and any unprefixed stderr or console
-    lines), verbatim, because they are what a person reads to see why it failed.
-    """
-
-    name: str
-    status: str
-    number: int | None = None
-    directive: str = ""
-    reason: str = ""
-    diagnostics: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def test(self) -> str:
-        """The test's own name, the last component (``exclusive``): what EXCLUSIVE_CASES is keyed by."""
-        return self.name.rsplit(".", 1)[-1]
-
-    @property
-    def variant(self) -> str:
-        """The fixture variant (``hmm_device_private``), or empty for a test without one."""
-        parts = self.name.split(".")
-        return parts[1] if len(parts) == 3 else ""
-
-
-_PREFIX = r"(?P<pre>(?:# |    )*)"
-_RESULT = re.compile(_PREFIX + r"(?P<ok>not ok|ok)\s+(?P<num>\d+)\b\s*(?P<rest>.*)$")
-_RUN = re.compile(_PREFIX + r"#\s+RUN\s+(?P<name>\S+)(?:\s+\.\.\.)?\s*$")
-_HARNESS_VERDICT = re.compile(_PREFIX + r"#\s+(?P<verdict>OK|FAIL)\s+(?P<name>\S+)\s*$")
-_VERSION = re.compile(_PREFIX + r"K?TAP version \d+\s*$")
-_PLAN = re.compile(_PREFIX + r"1\.\.\d+\b")
-_BAIL = re.compile(_PREFIX + r"Bail out!\s*(?P<reason>.*)$")
-_DIRECTIVE = re.compile(r"^(?P<dir>SKIP|TODO|XFAIL|XPASS|TIMEOUT|error)\b\s*(?P<reason>.*)$", re.IGNORECASE)
-_TOTALS = re.compile(r"#\s+Totals:\s+(?P<fields>(?:\w+:\d+\s*)+)$")
-
-
-def _depth(prefix: str) -> int:
-    """Nesting depth of a line: one level per ``# `` (kselftest runner) or 4-space (KTAP) prefix."""
-    return len(re.findall(r"# |    ", prefix))
-
-
-def _strip_prefix(line: str, depth: int) -> str:
-    """``line`` without the first ``depth`` nesting prefixes, so diagnostics read the same nested or not."""
-    for _ in range(depth):
-        if line.startswith(("# ", "    ")):
-            line = line[2:] if line.startswith("# ") else line[4:]
-        elif line == "#":
-            return ""
-    return line
-
-
-def _split_description(rest: str) -> tuple[str, str, str]:
-    """``name # DIRECTIVE reason`` -> (name, directive, reason); a bare ``#  text`` gives no directive."""
-    name, hashmark, tail = rest.partition("#") if rest.startswith("#") else rest.partition(" #")
-    name, tail = name.strip(), tail.strip()
-    if not hashmark:
-        return name, "", ""
-    m = _DIRECTIVE.match(tail)
-    if not m:
-        return name, "", tail
-    return name, m.group("dir"), m.group("reason").strip()
-
-
-def _status(ok: bool, directive: str) -> str:
-    """TAP/KTAP result and directive -> one of STATUSES."""
-    d = directive.upper()
-    if d == "SKIP":
-        return "SKIP"
-    if d == "ERROR" or d == "TIMEOUT":
-        return "ERROR"
-    if d in ("XFAIL", "TODO"):
-        return "XPASS" if ok and d == "TODO" else "XFAIL"
-    if d == "XPASS":
-        return "XPASS"
-    return "PASS" if ok else "FAIL"
-
-
-@dataclass
-class _Pending:
-    """A test whose ``RUN`` line was seen but not yet its result."""
-
-    name: str
-    depth: int
-    diagnostics: list[str] = field(default_factory=list)
-    harness_line: str | None = None
-
-
-class _Parser:
-    """Line-at-a-time state: the pending RUN, diagnostics since the last result, the results so far."""
-
-    def __init__(self) -> None:
-        self.results: list[tuple[int, SelftestResult]] = []  # (depth, result) in output order
-        self.pending: _Pending | None = None
-        self.loose: list[str] = []  # diagnostics outside any RUN (plain kselftest tests print them)
-        self.last_number: dict[int, int] = {}
-
-    def _add(self, depth: int, result: SelftestResult) -> None:
-        if result.number is not None:
-            self.last_number[depth] = result.number
-        self.results.append((depth, result))
-
-    def abandon(self, reason: str) -> None:
-        """The pending test's stream ended without its result line: record it as ERROR."""
-        p = self.pending
-        if p is None:
-            return
-        diags = [*p.diagnostics, *([p.harness_line] if p.harness_line else [])]
-        number = self.last_number.get(p.depth, 0) + 1
-        self._add(p.depth, SelftestResult(p.name, "ERROR", number, "", reason, tuple(diags)))
-        self.pending = None
-
-    def feed(self, line: str) -> None:
-        if m := _RUN.match(line):
-            self.abandon("no result line before the next test started")
-            self.pending = _Pending(m.group("name"), _depth(m.group("pre")))
-            self.loose = []
-        elif (m := _HARNESS_VERDICT.match(line)) and self.pending and m.group("name") == self.pending.name:
-            self.pending.harness_line = _strip_prefix(line, self.pending.depth)
-        elif m := _RESULT.match(line):
-            self._result(m, line)
-        elif m := _BAIL.match(line):
-            self.abandon(f"Bail out! {m.group('reason')}".strip())
-        elif _VERSION.match(line) or _PLAN.match(line):
-            pass
-        elif not _strip_prefix(line, self.pending.depth if self.pending else 0).strip():
-            pass
-        elif self.pending is not None:
-            self.pending.diagnostics.append(_strip_prefix(line, self.pending.depth))
-        else:
-            self.loose.append(line)
-
-    def _result(self, m: re.Match[str], line: str) -> None:
-        depth = _depth(m.group("pre"))
-        p = self.pending
-        if p is not None and depth > p.depth:  # a nested stream inside a running test: just output
-            p.diagnostics.append(_strip_prefix(line, p.depth))
-            return
-        if p is not None and depth < p.depth:  # an enclosing runner reports: the inner stream is over
-            p.diagnostics.append(line)  # e.g. "not ok 1 selftests: mm: hmm-tests # TIMEOUT 45 seconds"
-            self.abandon(NO_RESULT_REASON)
-            p = None
-        name, directive, reason = _split_description(m.group("rest"))
-        number = int(m.group("num"))
-        diags = p.diagnostics if p is not None else self.loose
-        name = name or (p.name if p is not None else f"test {number}")
-        self._add(depth, SelftestResult(name, _status(m.group("ok") == "ok", directive), number, directive,
-                                        reason, tuple(diags)))
-        self.pending = None
-        self.loose = []
-
-    def finish(self) -> list[SelftestResult]:
-        self.abandon(NO_RESULT_REASON)
-        return _leaves(self.results)
-
-
-def _leaves(results: list[tuple[int, SelftestResult]]) -> list[SelftestResult]:
-    """Drop results that only wrap a nested stream (a runner's ``ok 1 selftests: mm: hmm-tests``).
-
-    A TAP parent's result line follows its children, which are more deeply nested; so a result is a
-    wrapper exactly when the result before it is deeper.
-    """
-    leaves = []
-    for i, (depth, result) in enumerate(results):
-        if i > 0 and results[i - 1][0] > depth:
-            continue
-        leaves.append(result)
-    return leaves
-
-
-def parse_ktap(text: str) -> list[SelftestResult]:
-    """Every test's result in kselftest (KTAP/TAP 13) output, in order.
-
-    Accepts hmm-tests' own output (stdout and stderr together) or the same nested inside the
-    kselftest runner's ``# ``-prefixed stream. A test whose ``RUN`` line has no result line (the guest
-    crashed or hung, or the runner killed it) becomes an ERROR named from its RUN line, so a crash
-    under a test is never mistaken for that test not existing.
-    """
-    parser = _Parser()
-    for line in text.splitlines():
-        parser.feed(line.rstrip("\r\n").rstrip())
-    return parser.finish()
-
-
-def summarize(results: Iterable[SelftestResult]) -> dict[str, int]:
-    """Counts per status in the vocabulary of the harness's ``# Totals:`` line, plus ``total``."""
-    counts = {s.lower(): 0 for s in STATUSES}
-    total = 0
-    for r in results:
-        counts[r.status.lower()] = counts.get(r.status.lower(), 0) + 1
-        total += 1
-    counts["total"] = total
-    return counts
-
-
-def harness_totals(text: str) -> dict[str, int] | None:
-    """The harness's own last ``# Totals: pass:N fail:N ...`` line, or None if it never printed one.
-
-    A missing Totals line is itself evidence that the run did not finish.
-    """
-    found = None
-    for line in text.splitlines():
-        if m := _TOTALS.search(line.rstrip()):
-            found = {k: int(v) for k, v in (f.split(":") for f in m.group("fields").split())}
-    return found
+# ====================================================================== results
 
 
 def selftest_verdicts_for(results: Iterable[SelftestResult], case_name: str) -> list[SelftestResult]:

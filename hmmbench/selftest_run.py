@@ -5,6 +5,11 @@ KTAP is parsed. In the same boot hmmbench runs the cases that check what hmm-tes
 tests check (exclusive -> exclusive_basic, exclusive_mprotect, exclusive_cow -> exclusive_fork), and
 every pair whose verdicts disagree is printed: one of the two tests is wrong, or sees something the
 other does not.
+
+hmm-tests' output is also judged as a whole: a run cut short (fewer results than its ``1..N`` plan, e.g.
+a panic under the 24th test) or no KTAP output at all FAILs the selftest, naming the last test seen and
+how many were planned, so a crashed run never reads as "23 passes". A valid ``1..0`` plan is reported as
+0 tests.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hmmbench import accel, cases, progress, results, runner, selftest
@@ -65,7 +71,9 @@ def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int,
         ours = runner.execute(session, mapped, out_dir, req.case_timeout)
     finally:
         session.close()
-    parsed = selftest.parse_ktap(text)
+    doc = selftest.parse_document(text)
+    parsed = doc.leaves
+    check = OutputCheck.of(doc)
     rows, disagreements = compare(parsed, ours)
     thp = next((c["verdict"] for c in ours if c["case"] == "exclusive_thp"), None)
     explanation = explain_disagreements(parsed, thp, (session.target_info or {}).get("thp_enabled"))
@@ -79,15 +87,63 @@ def run(req: runner.RunRequest, timeout: float = SELFTEST_TIMEOUT) -> tuple[int,
         "selftest": [{"name": r.name, "status": r.status, "reason": r.reason, "diagnostics": list(r.diagnostics)}
                      for r in parsed],
         "selftest_summary": selftest.summarize(parsed),
+        "selftest_output": check.as_json(),
         "cases": ours,
         "comparison": rows,
         "disagreements": disagreements,
         "explanation": explanation,
     }
     results.write_json(out_dir / "selftest.json", res)
-    failed = any(r.status in ("FAIL", "ERROR") for r in parsed) or any(
+    failed = check.failed or any(r.status in ("FAIL", "ERROR") for r in parsed) or any(
         c["verdict"]["status"] == "FAIL" for c in ours)
     return (1 if disagreements or failed else 0), res
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """hmm-tests' output as a whole: whether every result its plan promised is there.
+
+    ``status`` is COMPLETE, INCOMPLETE (fewer results than planned, or a bail-out), NO OUTPUT (not even a
+    version line: the binary never ran, or the target was lost first) or 0 TESTS (a valid ``1..0``).
+    The first two of the others fail the selftest; 0 TESTS is reported as such.
+    """
+
+    status: str
+    summary: str
+    planned: int | None
+    seen: int
+    last_test: str
+    shortfalls: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("INCOMPLETE", "NO OUTPUT")
+
+    @classmethod
+    def of(cls, doc: selftest.KtapDocument) -> OutputCheck:
+        if doc.no_output:
+            status = "NO OUTPUT"
+        elif not doc.complete:
+            status = "INCOMPLETE"
+        elif doc.zero_tests:
+            status = "0 TESTS"
+        else:
+            status = "COMPLETE"
+        return cls(status, doc.summary(), doc.planned, doc.seen, doc.last_test,
+                   tuple(s.describe() for s in doc.shortfalls))
+
+    def as_json(self) -> dict:
+        return {"status": self.status, "failed": self.failed, "summary": self.summary, "planned": self.planned,
+                "seen": self.seen, "last_test": self.last_test, "shortfalls": list(self.shortfalls)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> OutputCheck:
+        return cls(data["status"], data["summary"], data["planned"], data["seen"], data["last_test"],
+                   tuple(data.get("shortfalls", ())))
+
+    def line(self) -> str:
+        """The table's line: ``FAIL`` first when the output was cut short or absent."""
+        return f"hmm-tests output: {'FAIL: ' if self.failed else ''}{self.summary}"
 
 
 def _run_binary(session: QemuSession, timeout: float) -> tuple[str, str]:
@@ -137,7 +193,10 @@ def explain_disagreements(parsed: list[selftest.SelftestResult], thp: dict | Non
 
 def table(res: dict) -> str:
     lines = [f"kernel {res['kernel']['release']} ({res['kernel']['label']}); hmm-tests {res['ended']}; "
-             f"summary {res['selftest_summary']}", ""]
+             f"summary {res['selftest_summary']}"]
+    if out := res.get("selftest_output"):
+        lines.append(OutputCheck.from_json(out).line())
+    lines.append("")
     w = max([len(r["selftest"]) for r in res["comparison"]] + [8])
     lines.append(f"{'hmm-tests':<{w}}  {'result':<6}  hmmbench case         verdict")
     for r in res["comparison"]:

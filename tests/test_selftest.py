@@ -1,11 +1,11 @@
-"""The kernel's hmm-tests selftest, host side: its KTAP parser, the case mapping, and the static build.
+"""The kernel's hmm-tests selftest, host side: its output parsed and judged whole, the case mapping, the build.
 
 The samples in tests/data/ follow what the 6.12 tree's kselftest_harness.h and kselftest.h print, with
 stdout and stderr captured together (as over SSH with 2>&1): ``TAP version 13``, the ``1..58`` plan,
 ``#  RUN`` / ``#            OK`` / ``#          FAIL`` from the harness, ``ok N name # SKIP reason`` from
 ksft_test_result_code(), TH_LOG diagnostics ``# hmm-tests.c:LINE:test:Expected ...`` on stderr, and the
 ``# Totals:`` line. The 58 tests are the 6.12 tree's (hmm x 2 variants x 26 tests, hmm2 x 2 x 3), in
-the order the harness runs them.
+the order the harness runs them. The parser's own rules are in test_ktap.py and test_ktap_conformance.py.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from hmmbench.selftest import (
     NO_RESULT_REASON,
     SelftestResult,
     harness_totals,
+    parse_document,
     parse_ktap,
     selftest_verdicts_for,
     summarize,
 )
+from hmmbench.selftest_run import OutputCheck, table
 
 DATA = Path(__file__).parent / "data"
 SOURCES = Path("/root/.cache/hmmbench/sources")
@@ -140,6 +142,80 @@ def test_output_nested_in_the_kselftest_runner_reports_the_inner_tests() -> None
     # The runner's own verdict (the timeout) is kept with the test it interrupted.
     assert results[3].reason == NO_RESULT_REASON
     assert results[3].diagnostics[-1] == "not ok 1 selftests: mm: hmm-tests # TIMEOUT 45 seconds"
+
+
+@pytest.mark.parametrize("name", ["pass", "exclusive_fail", "coherent_skip"])
+def test_finished_runs_are_complete_and_agree_with_the_harness_totals(name: str) -> None:
+    text = sample(name)
+    doc = parse_document(text)
+    assert (doc.version, doc.planned, doc.seen, doc.complete, doc.problems) == ("TAP version 13", 58, 58, True, ())
+    assert doc.totals == harness_totals(text) == counts_without_total(doc.leaves)
+    assert doc.diagnostics[0] == "# Starting 58 tests from 4 test cases."  # the harness's, not a test's
+    assert doc.leaves == parse_ktap(text)
+
+
+def test_a_crash_under_the_24th_test_is_incomplete_and_names_it() -> None:
+    doc = parse_document(sample("truncated"))
+    assert (doc.planned, doc.seen, doc.complete, doc.outcome) == (58, 23, False, "incomplete")
+    assert doc.last_test == "hmm.hmm_device_private.exclusive_cow"
+    check = OutputCheck.of(doc)
+    assert (check.status, check.failed, check.planned, check.seen, check.last_test) == (
+        "INCOMPLETE", True, 58, 23, "hmm.hmm_device_private.exclusive_cow")
+    assert check.line() == ("hmm-tests output: FAIL: incomplete: top level: 23 of 58 planned results; "
+                            "last test seen: hmm.hmm_device_private.exclusive_cow (no result line)")
+
+
+def test_the_sample_read_off_a_serial_console_parses_the_same() -> None:
+    """Every line with a printk timestamp, some with a caller id (as /dev/console interleaves them)."""
+    lines = sample("exclusive_fail").splitlines()
+    console = "\n".join(f"[{i / 1000:12.6f}]{'[    T1]' if i % 3 else ''} {line}" for i, line in enumerate(lines))
+    assert parse_document(console) == parse_document(sample("exclusive_fail"))
+
+
+def test_the_runner_cut_off_by_its_timeout_is_incomplete_inside() -> None:
+    check = OutputCheck.of(parse_document(sample("nested_runner")))
+    assert (check.status, check.planned, check.seen) == ("INCOMPLETE", 1, 1)  # the runner's own plan is met
+    assert check.shortfalls == ("selftests: mm: hmm-tests: 3 of 4 planned results; "
+                                "last test seen: hmm.hmm_device_coherent.exclusive_cow (no result line)",)
+
+
+def test_no_output_fails_and_zero_tests_is_reported_as_such() -> None:
+    nothing = OutputCheck.of(parse_document(""))
+    assert (nothing.status, nothing.failed) == ("NO OUTPUT", True)
+    assert nothing.line() == "hmm-tests output: FAIL: no KTAP output (no version line, no plan, no result)"
+    zero = OutputCheck.of(parse_document("TAP version 13\n1..0 # SKIP no /dev/hmm_dmirror0\n"))
+    assert (zero.status, zero.failed) == ("0 TESTS", False)
+    assert zero.line() == "hmm-tests output: 0 tests (plan 1..0: SKIP no /dev/hmm_dmirror0)"
+    whole = OutputCheck.of(parse_document(sample("pass")))
+    assert (whole.status, whole.failed, whole.line()) == (
+        "COMPLETE", False, "hmm-tests output: complete: 58 of 58 planned results")
+
+
+def selftest_json(name: str) -> dict:
+    """A selftest.json as selftest_run.run() writes it, for the parts table() reads (no cases ran)."""
+    doc = parse_document(sample(name))
+    return {"kernel": {"release": "6.12.117", "label": "debian-6.12"}, "ended": "exit status 1",
+            "selftest": [{"name": r.name, "status": r.status, "reason": r.reason, "diagnostics": list(r.diagnostics)}
+                         for r in doc.leaves],
+            "selftest_summary": summarize(doc.leaves), "selftest_output": OutputCheck.of(doc).as_json(),
+            "comparison": [], "disagreements": [], "explanation": ""}
+
+
+def test_the_table_and_json_say_when_the_output_was_cut_short() -> None:
+    res = selftest_json("truncated")
+    assert res["selftest_output"] == {
+        "status": "INCOMPLETE", "failed": True, "planned": 58, "seen": 23,
+        "last_test": "hmm.hmm_device_private.exclusive_cow",
+        "summary": "incomplete: top level: 23 of 58 planned results; last test seen: "
+                   "hmm.hmm_device_private.exclusive_cow (no result line)",
+        "shortfalls": ["top level: 23 of 58 planned results; last test seen: hmm.hmm_device_private.exclusive_cow "
+                       "(no result line)"]}
+    assert OutputCheck.from_json(res["selftest_output"]) == OutputCheck.of(parse_document(sample("truncated")))
+    lines = table(res).splitlines()
+    assert lines[0].startswith("kernel 6.12.117 (debian-6.12); hmm-tests exit status 1; summary {'pass': 23")
+    assert lines[1].startswith("hmm-tests output: FAIL: incomplete: top level: 23 of 58 planned results")
+    assert "other hmm-tests failures: hmm.hmm_device_private.exclusive_cow (ERROR)" in lines
+    assert table(selftest_json("pass")).splitlines()[1] == "hmm-tests output: complete: 58 of 58 planned results"
 
 
 # ====================================================================== parsing: the other forms
