@@ -76,6 +76,10 @@ def test_git_inputs_that_resolve_pass(kernel_repo: Path, tmp_path: Path, monkeyp
     mbox.write_text("From 1234 Mon Sep 17 00:00:00 2001\nFrom: t <t@t>\nSubject: [PATCH] x\n\n---\n")
     _check(["series", "--tree", str(kernel_repo), "--base", "HEAD", "--patches", str(mbox)])
     _check(["series", "--tree", str(kernel_repo), "--base", "HEAD", "--patches", str(tmp_path)])
+    bare = tmp_path / "linux.git"  # the e2e tests' history (gitrepo) is a bare repository
+    subprocess.run(["git", "clone", "-q", "--bare", str(kernel_repo), str(bare)], check=True)
+    _check(["gate", "--base", f"{bare}@HEAD~1", "--patched", f"{bare}@HEAD"])
+    _check(["bisect", "--tree", str(bare), "--good", "HEAD~1", "--bad", "HEAD", "--case", "exclusive_basic"])
 
 
 def test_kernel_spec_forms(kernel_repo: Path) -> None:
