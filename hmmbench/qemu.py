@@ -134,9 +134,11 @@ class QemuGuest:
             return line
         code = self.proc.poll() if self.proc is not None else None
         status = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
-        console = last_meaningful_line(self.console_text())
-        said = f"console's last line: {console}" if console else "no console output"
-        return f"{status}, nothing on stderr; {said}"
+        if console := last_meaningful_line(self.console_text()):
+            return f"{status}, nothing on stderr; console's last line: {console}"
+        # Seen with -m 10: exit 0 and not a byte anywhere. With -no-reboot a guest reset ends QEMU cleanly.
+        why = " (with -no-reboot: the guest reset at once; too little memory?)" if code == 0 else ""
+        return f"{status}, nothing on stderr and no console output{why}"
 
     def command(self) -> list[str]:
         cfg = self.cfg

@@ -67,7 +67,7 @@ BAD_INPUTS = [
     bad("kernel build --base {missing}/my.config", "--base", "nor an existing config file"),
     bad("gate --config-base {bad_fragment}", "--config-base", "not a Kconfig line"),
     # guest shape and counts
-    bad("run --memory 10", "--memory 10", "at least 512"),
+    bad("run --memory 10", "--memory 10", "at least 576"),
     bad("run --memory 100000000", "more than this host has"),
     bad("run --memory 2049", "not divisible into 2 equal NUMA nodes"),
     bad("run --cpus 9", "--cpus 9", "CONFIG_NR_CPUS=8"),

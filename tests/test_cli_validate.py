@@ -43,7 +43,7 @@ def _check(argv: list[str]) -> None:
 @pytest.mark.parametrize("argv", [
     ["run"], ["gate"], ["kernel", "build"], ["kernel", "fetch", "debian-7.2"], ["image", "build"], ["bench"],
     ["guest"], ["selftest"], ["cases"], ["judge", str(DATA / "run_6.12.json")],
-    ["run", "--kernel", "debian-7.2", "--case", "exclusive_thp", "--case", "exclusive_basic", "--memory", "512",
+    ["run", "--kernel", "debian-7.2", "--case", "exclusive_thp", "--case", "exclusive_basic", "--memory", "576",
      "--cpus", "8", "--numa-nodes", "8", "--timeout", "30", "--jobs", "2"],
     ["run", "--memory", "1536", "--numa-nodes", "3", "--cpus", "3"],
     ["run", "--fragment", str(kbuild.DEFAULT_FRAGMENT_DIR / "10-hmm.config"), "--cpus", "64"],  # no NR_CPUS there
@@ -131,10 +131,10 @@ def test_fragment_and_config_lines(tmp_path: Path) -> None:
 
 def test_guest_shape_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(validate, "host_memory_mib", lambda: 4096)
-    validate.guest_shape(512, 8, 2, 1, None)
+    validate.guest_shape(576, 8, 2, 1, None)
     validate.guest_shape(2048, 2, 2, 2, None)  # two guests of 2 GiB fit in 4 GiB
-    with pytest.raises(InputError, match="at least 512"):
-        validate.guest_shape(510, 2, 2, 1, None)
+    with pytest.raises(InputError, match="at least 576"):
+        validate.guest_shape(512, 2, 2, 1, None)  # boots, but with THP off: exclusive_thp would SKIP
     with pytest.raises(InputError, match=r"--memory 2048 x 3 guests: more than this host has \(4096 MiB\)"):
         validate.guest_shape(2048, 2, 2, 3, None)
     with pytest.raises(InputError, match="CONFIG_NR_CPUS=8"):
