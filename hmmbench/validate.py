@@ -417,13 +417,13 @@ def results_file(path: Path) -> None:
 # ================================================================== one check per command
 
 
-def _kernel_inputs(args: argparse.Namespace, base_option: str = "--base") -> None:
+def _kernel_inputs(args: argparse.Namespace) -> None:
     """--kernel / --tree, the config base and the fragments (the options of _kernel_args)."""
     if getattr(args, "kernel", None) is not None:
         kernel_spec(args.kernel, "--kernel")
     if getattr(args, "tree", None) is not None:
         kernel_spec(args.tree, "--tree", names=False)
-    config_base(args.base, base_option)
+    config_base(args.base, "--base")
     fragments(args.fragment)
 
 
