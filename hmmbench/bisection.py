@@ -23,7 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from hmmbench import cache, progress, runner, sources
+from hmmbench import cache, progress, runner, sources, validate
 from hmmbench.errors import HarnessError
 from hmmbench.image import ImageBuilder
 from hmmbench.kbuild import BuildFailed, KernelBuilder
@@ -80,6 +80,9 @@ def judge_runs(runs: list[dict], signature: str | None) -> tuple[str, str]:
 
 class Bisector:
     def __init__(self, req: BisectRequest, out_dir: Path) -> None:
+        # Checked before anything is built (the image below is the first slow step).
+        validate.commit_range(validate.git_repo(req.repo, "--tree"), req.good, req.bad, ("--good", "--bad"))
+        validate.case_names([req.case])
         self.req = req
         self.out_dir = out_dir
         self.state_path = cache.cache_root() / "bisect" / f"{req.state_key()}.json"

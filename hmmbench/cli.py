@@ -1,7 +1,15 @@
 """The ``hmmbench`` command line.
 
-Exit codes: 0 every case passed (or was skipped with a reason), 1 a case failed, 2 the harness could
-not do its job (one-line reason on stderr, with what to do next), 130 interrupted.
+Exit codes, one contract for every command: 0 every case passed (or was skipped with a reason), 1 a
+verdict failed (a case failed, or the gate saw a regression), 2 hmmbench could not do its job, 130
+interrupted. Only verdicts give 0 or 1. Everything else that goes wrong, a bad input, a harness
+failure or a bug in hmmbench, is exit 2 with exactly one line on stderr (``hmmbench: error: ...;
+next: ...``); a bug's traceback goes to a file that line names, never to the terminal.
+
+Each command is a pair: a check of its inputs (:mod:`hmmbench.validate`: pure and fast, so a bad input
+is refused before anything is downloaded, built or booted) and a handler that does the work.
+``bisect-step`` is the one exception to exit 2: it is run by ``git bisect run``, which would take 2 as
+"this commit is bad", so there a harness failure is 128, which makes git bisect stop.
 """
 
 from __future__ import annotations
@@ -10,9 +18,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from hmmbench import __version__, procs, progress
+from hmmbench import __version__, failures, procs, progress, validate
 from hmmbench.errors import HarnessError
+
+HARNESS_FAILED = 2
+BISECT_ABORT = 128  # git bisect run: 0 good, 1-127 bad (125 skip), anything above stops the bisection
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (its default prints the whole usage first)."""
+
+    usage_exit = HARNESS_FAILED
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("hmmbench").strip()
+        where = f"hmmbench {command} --help" if command else "hmmbench --help"
+        self.exit(self.usage_exit, f"{failures.PREFIX}{' '.join(message.split())}; next: see {where}\n")
 
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
@@ -60,33 +83,43 @@ def _remote_options(args: argparse.Namespace):
                          accept_new_host_key=args.accept_new_host_key)
 
 
+def _command(sub, name: str, check, handler, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand with its input check and its handler (main runs the check, then the handler)."""
+    p = sub.add_parser(name, **kwargs)
+    p.set_defaults(check=check, handler=handler)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hmmbench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="hmmbench", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"hmmbench {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
     kernel = sub.add_parser("kernel", help="fetch or build kernels").add_subparsers(dest="kernel_cmd", required=True)
-    fetch = kernel.add_parser("fetch", help="fetch Debian's kernel source into the cache")
+    fetch = _command(kernel, "fetch", validate.check_nothing, _kernel_fetch,
+                     help="fetch Debian's kernel source into the cache")
     fetch.add_argument("name", choices=["debian-6.12", "debian-7.2"])
     fetch.add_argument("--refresh", action="store_true", help="check apt for a newer version")
-    build = kernel.add_parser("build", help="configure, verify and build a kernel (cached)")
+    build = _command(kernel, "build", validate.check_kernel_build, _kernel_build,
+                     help="configure, verify and build a kernel (cached)")
     _kernel_args(build)
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
 
     image = sub.add_parser("image", help="guest images").add_subparsers(dest="image_cmd", required=True)
-    ib = image.add_parser("build", help="build the guest image (cached)")
+    ib = _command(image, "build", validate.check_image_build, _image_build, help="build the guest image (cached)")
     ib.add_argument("--recipe", default="debian-bookworm")
     ib.add_argument("--force", action="store_true")
 
-    run = sub.add_parser("run", help="build, boot and run the cases; print the verdict")
+    run = _command(sub, "run", validate.check_run, _run, help="build, boot and run the cases; print the verdict")
     _kernel_args(run)
     _suite_args(run, "hmmbench-results/TIME-RELEASE")
     _jobs_arg(run)
     run.add_argument("--recipe", default="debian-bookworm", help="guest image recipe in vm-images/")
-    run.add_argument("--cpus", type=int, default=2)
-    run.add_argument("--memory", type=int, default=2048, help="guest memory in MiB")
-    run.add_argument("--numa-nodes", type=int, default=2)
+    run.add_argument("--cpus", type=int, default=2, help="guest CPUs (1 to the kernel's CONFIG_NR_CPUS, 8)")
+    run.add_argument("--memory", type=int, default=2048,
+                     help=f"guest memory in MiB (at least {validate.MIN_GUEST_MIB}; divisible by --numa-nodes)")
+    run.add_argument("--numa-nodes", type=int, default=2, help="guest NUMA nodes (1 to --cpus)")
     run.add_argument("--junit", type=Path, help="also write JUnit XML here")
     run.add_argument("--net", choices=["user", "tap"], default="user",
                      help="guest networking: QEMU user-mode (default) or a tap on a bridge in a netns (pyroute2)")
@@ -95,14 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
                      "one worker each, instead of --target")
     run.add_argument("--json", type=Path, help="also write results.json here")
 
-    st = sub.add_parser("selftest", help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
+    st = _command(sub, "selftest", validate.check_selftest, _selftest,
+                  help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
     _kernel_args(st)
     st.add_argument("--out", type=Path, help="results directory")
     _accel_arg(st)
     st.add_argument("--timeout", type=float, default=900.0, help="seconds hmm-tests may run")
     _target_args(st)
 
-    gate = sub.add_parser("gate", help="the suite on a base and a patched kernel: fixed, regressed, changed")
+    gate = _command(sub, "gate", validate.check_gate, _gate,
+                    help="the suite on a base and a patched kernel: fixed, regressed, changed")
     gate.add_argument("--base", dest="base_kernel", default=None,
                       help="KERNEL before the change (debian-6.12, debian-7.2, a tree path, PATH@REV); "
                            "default debian-6.12")
@@ -117,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--ktap", action="store_true", help="print KTAP instead of the table")
     _target_args(gate)
 
-    ser = sub.add_parser("series", help="build, boot and run the suite at every commit of a series")
+    ser = _command(sub, "series", validate.check_series, _series,
+                   help="build, boot and run the suite at every commit of a series")
     ser.add_argument("--tree", required=True, help="git repository of the kernel")
     ser.add_argument("--base", dest="base_rev", required=True, help="revision the series starts from")
     ser.add_argument("--tip", default="HEAD", help="last commit to walk to (default HEAD; ignored with --patches)")
@@ -129,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     _jobs_arg(ser)
     ser.add_argument("--json", type=Path, help="also write the series report here")
 
-    bis = sub.add_parser("bisect", help="find the commit that broke a case (git bisect in hmmbench's worktree)")
+    bis = _command(sub, "bisect", validate.check_bisect, _bisect,
+                   help="find the commit that broke a case (git bisect in hmmbench's worktree)")
     bis.add_argument("--tree", required=True, help="git repository of the kernel")
     bis.add_argument("--good", required=True, help="a revision where the case passes")
     bis.add_argument("--bad", required=True, help="a revision where it fails")
@@ -144,13 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--timeout", type=float, help="per-case timeout in seconds")
     bis.add_argument("--json", type=Path, help="also write the bisection report here")
 
-    step = sub.add_parser("bisect-step", help="evaluate one tree for `git bisect run` (exit 0 good, 1 bad, 125 skip)")
+    step = _command(sub, "bisect-step", validate.check_bisect_step, _bisect_step,
+                    help="evaluate one tree for `git bisect run` (exit 0 good, 1 bad, 125 skip, "
+                         f"{BISECT_ABORT} harness failure: stops the bisection)")
+    step.usage_exit = BISECT_ABORT
+    step.set_defaults(failure_exit=BISECT_ABORT)
     step.add_argument("--tree", required=True)
     step.add_argument("--case", required=True)
     step.add_argument("--signature")
     step.add_argument("--repeat", type=int, default=1)
 
-    bench = sub.add_parser("bench", help="measure boot, warm suite, agent-vs-C loop (and per-commit cost)")
+    bench = _command(sub, "bench", validate.check_bench, _bench,
+                     help="measure boot, warm suite, agent-vs-C loop (and per-commit cost)")
     _kernel_args(bench)
     bench.add_argument("--repeat", type=int, default=3)
     bench.add_argument("--iterations", type=int, default=2000, help="exclusive->restore loop iterations")
@@ -164,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     _accel_arg(bench)
     bench.add_argument("--json", type=Path, help="also write bench.json here")
 
-    guest = sub.add_parser("guest", help="boot a guest and keep it running (prints its ssh:// URL and key)")
+    guest = _command(sub, "guest", validate.check_guest, _guest,
+                     help="boot a guest and keep it running (prints its ssh:// URL and key)")
     _kernel_args(guest)
     guest.add_argument("--out", type=Path, help="directory for the console log and the known_hosts file")
     _accel_arg(guest)
@@ -173,118 +216,123 @@ def build_parser() -> argparse.ArgumentParser:
     guest.add_argument("--net", choices=["user", "tap"], default="user")
     guest.add_argument("--count", type=int, default=1, help="guests to boot (with --net tap: on one bridge)")
 
-    judge = sub.add_parser("judge", help="re-run the verdict rules on a recorded results.json")
+    judge = _command(sub, "judge", validate.check_judge, _judge,
+                     help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
 
-    sub.add_parser("cases", help="list the cases and their verdict rules")
+    _command(sub, "cases", validate.check_nothing, _cases, help="list the cases and their verdict rules")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, check the inputs, run the command; map every way out onto the exit-code contract."""
     args = build_parser().parse_args(argv)
     progress.set_quiet(args.quiet)
     procs.install_signal_handlers()
+    failed = getattr(args, "failure_exit", HARNESS_FAILED)
     try:
-        return dispatch(args)
+        args.check(args)
+        return args.handler(args)
     except HarnessError as exc:
-        print(f"hmmbench: error: {exc.reason}", file=sys.stderr)
-        detail = getattr(exc, "detail", None)
-        if detail:
-            print(detail, file=sys.stderr)
-        if exc.hint:
-            print(f"hmmbench: next: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
+        print(failures.harness_line(exc), file=sys.stderr)
+        return failed
     except KeyboardInterrupt:
         print("hmmbench: interrupted; guests stopped", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and a traceback file, still exit 2
+        print(failures.bug_line(exc, argv), file=sys.stderr)
+        return failed
     finally:
         procs.cleanup_all()
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    from hmmbench import report, runner, sources
-    from hmmbench.image import ImageBuilder
+# ------------------------------------------------------------------ one handler per command
+
+
+def _kernel_fetch(args: argparse.Namespace) -> int:
+    from hmmbench import sources
+
+    tree = sources.fetch_debian(args.name, refresh=args.refresh)
+    print(f"{tree.label}: {tree.path} ({tree.identity})")
+    return 0
+
+
+def _kernel_build(args: argparse.Namespace) -> int:
+    from hmmbench import sources
     from hmmbench.kbuild import KernelBuilder
 
-    if args.command == "kernel" and args.kernel_cmd == "fetch":
-        tree = sources.fetch_debian(args.name, refresh=args.refresh)
-        print(f"{tree.label}: {tree.path} ({tree.identity})")
-        return 0
-    if args.command == "kernel" and args.kernel_cmd == "build":
-        tree = sources.resolve_kernel(args.kernel, args.tree)
-        k = KernelBuilder(tree, args.fragment, args.base).build(force=args.force)
-        print(f"{k.release}: {k.bzimage} (tree {k.tree_identity}, config {k.config_hash}, "
-              f"{'cached' if k.cached else f'built in {k.build_seconds:.0f}s'})")
-        return 0
-    if args.command == "image":
-        img = ImageBuilder(args.recipe).build(force=args.force)
-        print(f"{img.recipe}: {img.rootfs} ({'cached' if img.cached else 'built'})")
-        return 0
-    if args.command == "run":
-        if args.kexec and not (args.target or args.inventory):
-            raise HarnessError("--kexec needs --target ssh://... or --inventory FILE",
-                               "hmmbench's own QEMU guests boot the kernel directly")
-        if args.target and args.inventory:
-            raise HarnessError("--target and --inventory both given", "list the machine in the inventory instead")
-        if args.jobs < 1:
-            raise HarnessError(f"--jobs {args.jobs}: need at least 1")
-        req = runner.RunRequest(
-            kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
-            base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
-            memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
-            target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
-            kexec=args.kexec, jobs=args.jobs, inventory=args.inventory,
-        )
-        code, res = runner.run(req)
-        if args.json:
-            from hmmbench import results
+    tree = sources.resolve_kernel(args.kernel, args.tree)
+    k = KernelBuilder(tree, args.fragment, args.base).build(force=args.force)
+    print(f"{k.release}: {k.bzimage} (tree {k.tree_identity}, config {k.config_hash}, "
+          f"{'cached' if k.cached else f'built in {k.build_seconds:.0f}s'})")
+    return 0
 
-            results.write_json(args.json, res)
-        print(report.table(res))
-        return code
-    if args.command == "selftest":
-        from hmmbench import selftest_run
 
-        req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
-                                base=args.base, fragments=args.fragment, target_url=args.target,
-                                remote=_remote_options(args) if args.target else None, kexec=args.kexec)
-        code, res = selftest_run.run(req, timeout=args.timeout)
-        print(selftest_run.table(res))
-        return code
-    if args.command == "gate":
-        return _gate(args)
-    if args.command == "series":
-        return _series(args)
-    if args.command == "bisect":
-        return _bisect(args)
-    if args.command == "bisect-step":
-        return _bisect_step(args)
-    if args.command == "bench":
-        from hmmbench import bench, results
+def _image_build(args: argparse.Namespace) -> int:
+    from hmmbench.image import ImageBuilder
 
-        req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
-                                base=args.base, fragments=args.fragment)
-        plan = bench.BenchPlan(repeat=max(1, args.repeat), iterations=args.iterations, series=args.series or args.all,
-                               bisect=args.bisect or args.all, cold=args.cold or args.all)
-        report = bench.run(req, plan)
-        if args.json:
-            results.write_json(args.json, report)
-        print(bench.table(report))
-        return 0
-    if args.command == "guest":
-        return _guest(args)
-    if args.command == "judge":
-        code, res = runner.rejudge(args.results)
-        print(report.evidence(res))
-        return code
-    if args.command == "cases":
-        from hmmbench import cases
+    img = ImageBuilder(args.recipe).build(force=args.force)
+    print(f"{img.recipe}: {img.rootfs} ({'cached' if img.cached else 'built'})")
+    return 0
 
-        for spec in cases.load_all().values():
-            variants = ", ".join(json.dumps(v) for v in spec.variants)
-            print(f"{spec.name}: {spec.description}\n  variants: {variants}\n  rule:{spec.rule.rstrip()}\n")
-        return 0
-    raise HarnessError(f"unknown command {args.command}")
+
+def _run(args: argparse.Namespace) -> int:
+    from hmmbench import report, results, runner
+
+    req = runner.RunRequest(
+        kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
+        base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
+        memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
+        target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
+        kexec=args.kexec, jobs=args.jobs, inventory=args.inventory,
+    )
+    code, res = runner.run(req)
+    if args.json:
+        results.write_json(args.json, res)
+    print(report.table(res))
+    return code
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from hmmbench import runner, selftest_run
+
+    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
+                            base=args.base, fragments=args.fragment, target_url=args.target,
+                            remote=_remote_options(args) if args.target else None, kexec=args.kexec)
+    code, res = selftest_run.run(req, timeout=args.timeout)
+    print(selftest_run.table(res))
+    return code
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from hmmbench import bench, results, runner
+
+    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
+                            base=args.base, fragments=args.fragment)
+    plan = bench.BenchPlan(repeat=args.repeat, iterations=args.iterations, series=args.series or args.all,
+                           bisect=args.bisect or args.all, cold=args.cold or args.all)
+    report = bench.run(req, plan)
+    if args.json:
+        results.write_json(args.json, report)
+    print(bench.table(report))
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from hmmbench import report, runner
+
+    code, res = runner.rejudge(args.results)
+    print(report.evidence(res))
+    return code
+
+
+def _cases(_args: argparse.Namespace) -> int:
+    from hmmbench import cases
+
+    for spec in cases.load_all().values():
+        variants = ", ".join(json.dumps(v) for v in spec.variants)
+        print(f"{spec.name}: {spec.description}\n  variants: {variants}\n  rule:{spec.rule.rstrip()}\n")
+    return 0
 
 
 def _guest(args: argparse.Namespace) -> int:
@@ -298,8 +346,6 @@ def _guest(args: argparse.Namespace) -> int:
     from hmmbench.session import QemuSession
     from hmmbench.ssh import host_entry
 
-    if args.net == "user" and args.count != 1:
-        raise HarnessError("--count needs --net tap (user-mode guests cannot reach each other)")
     req = runner.RunRequest(kernel=args.kernel, tree=args.tree, base=args.base, fragments=args.fragment)
     _tree, kernel, image = runner.prepare(req)
     acc, _why = accel.choose(kernel.bzimage, image.rootfs, args.accel)

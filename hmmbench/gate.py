@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from hmmbench import __version__, compare, kernelfacts, predictions, progress, results, runner
+from hmmbench import __version__, compare, kernelfacts, predictions, progress, results, runner, validate
 
 DEFAULT_BASE = "debian-6.12"
 DEFAULT_PATCHED = "debian-7.2"
@@ -41,7 +41,12 @@ def build_report(base_spec: str, patched_spec: str, base: dict, patched: dict) -
 
 
 def run(req: runner.RunRequest, base_spec: str, patched_spec: str, out_dir: Path) -> dict:
-    """Run the suite on both kernels (results under out_dir/base and out_dir/patched) and compare."""
+    """Run the suite on both kernels (results under out_dir/base and out_dir/patched) and compare.
+
+    Both kernels are checked first: a patched kernel that does not exist must not cost a base build
+    and a whole base suite before it is noticed. (With a target each side is kexec'd: a bzImage will do.)"""
+    for option, spec in (("--base", base_spec), ("--patched", patched_spec)):
+        validate.kernel_spec(spec, option, bzimage=bool(req.target_url))
     runs = {}
     for side, spec in (("base", base_spec), ("patched", patched_spec)):
         progress.say(f"gate: {side} kernel {spec}")

@@ -53,6 +53,14 @@ def require_qemu() -> str:
     return path
 
 
+def last_meaningful_line(text: str) -> str:
+    """The line that says why: the last non-blank line that is not a warning (QEMU prints warnings such
+    as an unsupported CPU feature before the error that stops it), else the last warning."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "warning:" not in line.lower()]
+    return (errors or lines or [""])[-1]
+
+
 def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_GATEWAY,
                    netmask: str = "255.255.255.0") -> str:
     parts = [
@@ -92,9 +100,10 @@ class QemuGuest:
             self.ssh_port = free_port()
             cmd = self.command()
             (self.run_dir / f"{self.name}-qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
-            err_path = self.run_dir / f"{self.name}-qemu-stderr.log"
-            self.proc = procs.spawn(cmd, netns=self.cfg.tap.netns if self.cfg.tap else None,
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(err_path, "w"))
+            err_path = self.stderr_path
+            with open(err_path, "w") as err_file:  # QEMU keeps its own copy of the descriptor
+                self.proc = procs.spawn(cmd, netns=self.cfg.tap.netns if self.cfg.tap else None,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err_file)
             procs.register(id(self), self.close)
             self.started_at = time.monotonic()
             time.sleep(0.3)
@@ -102,12 +111,34 @@ class QemuGuest:
                 if self.cfg.tap:
                     netns.attach(self.cfg.tap)
                 return self
-            err = err_path.read_text().strip()
+            err = err_path.read_text(errors="replace").strip()
             procs.unregister(id(self))
             if "hostfwd" not in err and "Could not set up host forwarding" not in err or attempt == 2:
-                raise HarnessError(f"qemu exited at once: {err.splitlines()[-1] if err else 'no message'}",
-                                   f"command line in {self.run_dir / f'{self.name}-qemu-cmdline.txt'}")
+                raise HarnessError(f"qemu exited at once: {self.exit_reason()}",
+                                   f"command line in {self.run_dir / f'{self.name}-qemu-cmdline.txt'}, "
+                                   f"its stderr in {err_path}")
         return self
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.run_dir / f"{self.name}-qemu-stderr.log"
+
+    def exit_reason(self) -> str:
+        """Why QEMU ended, in its own words: the last meaningful line of its stderr; failing that (a
+        guest that reset at once says nothing there) the exit status and the console's last line."""
+        try:
+            err = self.stderr_path.read_text(errors="replace")
+        except OSError:
+            err = ""
+        if line := last_meaningful_line(err):
+            return line
+        code = self.proc.poll() if self.proc is not None else None
+        status = f"signal {-code}" if code is not None and code < 0 else f"status {code}"
+        if console := last_meaningful_line(self.console_text()):
+            return f"{status}, nothing on stderr; console's last line: {console}"
+        # Seen with -m 10: exit 0 and not a byte anywhere. With -no-reboot a guest reset ends QEMU cleanly.
+        why = " (with -no-reboot: the guest reset at once; too little memory?)" if code == 0 else ""
+        return f"{status}, nothing on stderr and no console output{why}"
 
     def command(self) -> list[str]:
         cfg = self.cfg

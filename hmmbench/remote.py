@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import paramiko
 
 from hmmbench import progress
-from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch
+from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch, InputError
 from hmmbench.guest import uapi
 from hmmbench.ssh import SshTarget
 from hmmbench.target import Target
@@ -33,18 +33,34 @@ class SshUrl:
     port: int
 
     def __str__(self) -> str:
-        return f"ssh://{self.user}@{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"ssh://{self.user}@{host}:{self.port}"
 
 
-def parse_url(url: str) -> SshUrl:
-    u = urlparse(url)
+URL_FORM = "ssh://[user@]host[:port]"
+
+
+def parse_url(url: object, what: str = "--target") -> SshUrl:
+    """``ssh://[user@]host[:port]`` (user root, port 22 by default); anything else is an InputError
+    naming ``what`` (the option or inventory entry it came from). Pure: no name lookup, no connection."""
+    if not isinstance(url, str):
+        raise InputError(f"{what} {url!r}: a URL must be a string, not {type(url).__name__}",
+                         f'write it quoted: "{URL_FORM}"')
+    hint = f"write it as {URL_FORM}, e.g. ssh://root@lab-a:22"
+    u = urlparse(url.strip())
     if u.scheme != "ssh" or not u.hostname:
-        raise HarnessError(f"--target {url!r}: expected ssh://[user@]host[:port]")
+        raise InputError(f"{what} {url!r}: expected {URL_FORM}", hint)
+    if u.password is not None:
+        raise InputError(f"{what} {url!r}: a password in the URL is not supported", "use --identity KEY")
+    if u.path not in ("", "/") or u.query or u.fragment or u.params:
+        raise InputError(f"{what} {url!r}: a path, query or fragment is not part of {URL_FORM}", hint)
     try:
-        port = u.port or 22
+        port = u.port
     except ValueError as exc:
-        raise HarnessError(f"--target {url!r}: bad port") from exc
-    return SshUrl(u.username or "root", u.hostname, port)
+        raise InputError(f"{what} {url!r}: bad port ({exc})", "a port is a number from 1 to 65535") from exc
+    if port == 0:
+        raise InputError(f"{what} {url!r}: port 0", "a port is a number from 1 to 65535")
+    return SshUrl(u.username or "root", u.hostname, port or 22)
 
 
 @dataclass

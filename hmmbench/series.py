@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hmmbench import progress, results, runner, sources
+from hmmbench import progress, results, runner, sources, validate
 from hmmbench.errors import HarnessError
 from hmmbench.image import ImageBuilder
 from hmmbench.kbuild import BuildFailed, KernelBuilder
@@ -32,14 +32,7 @@ def _git(path: Path, *args: str, check: bool = True) -> str:
 
 
 def patch_files(patches: Path) -> list[Path]:
-    if patches.is_dir():
-        files = sorted(p for p in patches.iterdir() if p.suffix in (".patch", ".diff", ".eml", ".mbox"))
-        if not files:
-            raise HarnessError(f"{patches}: no *.patch files", "git format-patch writes NNNN-subject.patch files")
-        return files
-    if patches.is_file():
-        return [patches]
-    raise HarnessError(f"--patches {patches}: no such file or directory")
+    return validate.patch_list(patches)
 
 
 def apply_patches(repo: Path, base: str, patches: Path) -> str:

@@ -68,11 +68,16 @@ class KernelTree:
         return v + fields.get("EXTRAVERSION", "")
 
 
+KERNEL_FORMS = "debian-6.12 or debian-7.2, a kernel tree path, or PATH@REV"
+TREE_MARKERS = ("Makefile", "Kconfig", "arch/x86/Kconfig", "mm/Kconfig")  # what makes a dir a kernel tree
+
+
 def check_kernel_tree(path: Path) -> None:
     """Refuse a path that is not a Linux source tree, naming what is missing."""
     if not path.is_dir():
-        raise HarnessError(f"kernel tree {path} does not exist or is not a directory")
-    for needed in ("Makefile", "Kconfig", "arch/x86/Kconfig", "mm/Kconfig"):
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise HarnessError(f"kernel tree {path} {what}", f"pass {KERNEL_FORMS}")
+    for needed in TREE_MARKERS:
         if not (path / needed).exists():
             raise HarnessError(
                 f"{path} is not a Linux kernel tree: {needed} is missing",
@@ -161,12 +166,21 @@ def _extract_deb_source(deb: Path, dest: Path) -> None:
         raise HarnessError(f"unpacking {deb.name} failed: {proc.stderr.strip()[-300:]}")
 
 
+def looks_like_name(spec: str) -> bool:
+    """True for a KERNEL argument that reads as a name (``debian-9.9``, ``6.12``), not as a path: a
+    word without ``/`` that names nothing on disk. Such a typo is an unknown *name*, not a missing tree."""
+    return "/" not in spec and not spec.startswith(("~", ".")) and not Path(spec).exists()
+
+
+def unknown_kernel(spec: str, option: str = "kernel") -> HarnessError:
+    return HarnessError(f"{option} {spec!r}: unknown kernel name (and no such path)",
+                        f"known kernels: {', '.join(DEBIAN_KERNELS)}; or pass a kernel tree path, or PATH@REV")
+
+
 def fetch_debian(name: str, refresh: bool = False) -> KernelTree:
     """Fetch (or reuse) Debian's source for kernel ``name`` into the cache and return the tree."""
     if name not in DEBIAN_KERNELS:
-        raise HarnessError(
-            f"unknown kernel {name!r}", f"known: {', '.join(DEBIAN_KERNELS)}; or pass --tree PATH"
-        )
+        raise unknown_kernel(name)
     spec = DEBIAN_KERNELS[name]
     root = cache.cache_root() / "sources"
     record_path = root / f"{name}.json"
@@ -241,6 +255,8 @@ def resolve_spec(spec: str) -> KernelTree:
     if "@" in spec and not Path(spec).exists():
         path, _, rev = spec.rpartition("@")
         return tree_at_rev(Path(path), rev)
+    if looks_like_name(spec):
+        raise unknown_kernel(spec)
     return tree_from_path(Path(spec))
 
 
