@@ -503,10 +503,12 @@ _FAMILIES: tuple[Family, ...] = (
            "INFO: rcu detected stall in {frame}",
            _c(_re(r"apic_timer_interrupt"), _RIP, STACK, skip=("apic_timer_interrupt", "rcu"), extractor=_stall_frame,
               parts2=(_re(r"(?:apic_timer_interrupt|Exception stack|el1h_64_irq)"), STACK)), True),
-        # kernel/rcu/tasks.h: "INFO: rcu_tasks detected stalls on tasks:" then each stalled task. syzkaller
-        # has no format: its title is the line itself.
-        _f(r"(INFO: rcu_tasks\w* detected stalls\S* on tasks:?)", "rcu_stall", "{0}",
-           _c(_CALL_TRACE, STACK, extractor=_hang_frame), True),
+        # kernel/rcu/tasks.h: "INFO: rcu_tasks detected stalls on tasks:" then each holdout task's stack
+        # (sched_show_task). syzbot titles it as an RCU stall (the corpus); the culprit is found as for
+        # one, past the scheduler frames the holdout's stack starts with.
+        _f(r"INFO: rcu_tasks\w* detected stalls", "rcu_stall", "INFO: rcu detected stall in {frame}",
+           _c(_CALL_TRACE, STACK, skip=("rcu", "schedule", "__switch_to", "apic_timer_interrupt"),
+              extractor=_stall_frame), True),
         # kernel/locking/lockdep.c register_lock_class.
         _f(r"INFO: trying to register non-static key", "lockdep", "INFO: trying to register non-static key in {frame}",
            _c(_CALL_TRACE, STACK, skip=("stack", "lock", "IRQ")), False),
@@ -710,7 +712,13 @@ class CrashReport:
     ``title`` is syzkaller-style and is the signature; ``culprit`` the frame it names (None when none was
     found); ``frames`` the top frames of the first stack trace (reporting machinery left out);
     ``location`` the file:line the kernel printed (a WARNING's, a BUG's); ``fatal`` whether the kernel is
-    usually dead or stuck after it (or a panic followed)."""
+    usually dead or stuck after it (or a panic followed).
+
+    Kinds: fatal ones bug (BUG(), Rust panics), oops (page faults, GPF, die banners), panic, soft_lockup,
+    hard_lockup, hung_task, rcu_stall, workqueue_lockup, stack_overflow, divide_error, double_fault; the
+    kernel survives warning, refcount, odebug, kasan, kfence, kmsan, kcsan, ubsan, lockdep, spinlock,
+    kmemleak, bad_page, atomic_sleep, netdev, vfs (and the rarer "bug" lines such as "BUG: Bad rss-counter
+    state")."""
 
     title: str
     kind: str
@@ -734,9 +742,18 @@ def _family_of(text: str) -> Family | None:
     if not _HEADERS.search(text) or _USER_NOTE.search(text):
         return None
     for fam in _FAMILIES:
-        if fam.header in text:
-            return None if any(p.search(text) for p in fam.ignore) else fam
+        if fam.header in text and not any(p.search(text) for p in fam.ignore) and _is_headline(fam, text):
+            return fam
     return None
+
+
+def _is_headline(fam: Family, text: str) -> bool:
+    """A line of a family's formats, or its header word followed by a message (titled by its text):
+    "WARNING:root:..." is Python's logging, not the kernel."""
+    if any(f.start.search(text) for f in fam.formats):
+        return True
+    rest = text[text.find(fam.header) + len(fam.header):]
+    return not fam.header.endswith(":") or not rest or rest[0].isspace()
 
 
 def user_space_notes(lines: list[str]) -> list[str]:

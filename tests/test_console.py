@@ -533,14 +533,16 @@ def test_rcu_stall_with_caller_ids_keeps_the_nmi_backtraces_of_other_cpus() -> N
 
 def test_tasks_rcu_stall() -> None:
     # kernel/rcu/tasks.h check_all_holdout_tasks: "INFO: rcu_tasks detected stalls on tasks:", then each
-    # holdout task (sched_show_task). syzkaller has no format for it: the line is the title.
+    # holdout task (sched_show_task), preempted in the scheduler; syzbot titles it as an RCU stall.
     text = ("INFO: rcu_tasks detected stalls on tasks:\n"
             "00000000c0ffee00: .. nvcsw: 2/2 holdout: 1 idle_cpu: -1/1\n"
             "task:python3         state:R  running task     stack:0     pid:250   tgid:250   ppid:1\n"
-            "Call Trace:\n <TASK>\n __schedule+0x1/0x2\n dmirror_exclusive+0x80/0x2a0 [test_hmm]\n </TASK>\n")
+            "Call Trace:\n <TASK>\n __schedule+0x1/0x2\n preempt_schedule_irq+0x1/0x2\n"
+            " asm_sysvec_apic_timer_interrupt+0x1a/0x20\n dmirror_exclusive+0x80/0x2a0 [test_hmm]\n"
+            " dmirror_fops_unlocked_ioctl+0x2f4/0x8b0 [test_hmm]\n __x64_sys_ioctl+0x94/0xd0\n </TASK>\n")
     r = one(text)
-    assert r.title == "INFO: rcu_tasks detected stalls on tasks:"
-    assert (r.kind, r.culprit, r.fatal) == ("rcu_stall", "dmirror_exclusive", True)
+    assert r.title == "INFO: rcu detected stall in dmirror_fops_unlocked_ioctl"
+    assert (r.kind, r.fatal) == ("rcu_stall", True)
 
 
 def test_workqueue_lockup() -> None:
@@ -860,6 +862,29 @@ USER_SPACE = """\
 [   61.000005] traps: python3[126] general protection fault ip:7f3c55d8f749 sp:7ffd2b1c3a10 error:0
 [   61.000006] python3: potentially unexpected fatal signal 11.
 """
+
+
+@pytest.mark.parametrize(("text", "title"), [
+    # 5.10: the die banner without "Oops: ", UBSAN's old headline, the old workqueue leak message.
+    ("divide error: 0000 [#1] SMP NOPTI\nRIP: 0010:dmirror_fault+0x1a/0x80\n", "divide error in dmirror_fault"),
+    ("UBSAN: Undefined behaviour in lib/test_hmm.c:12:3\nCall Trace:\n dump_stack+0x1/0x2\n"
+     " ubsan_epilogue+0x1/0x2\n dmirror_fault+0x1a/0x80\n", "UBSAN: undefined-behaviour in dmirror_fault"),
+    ("BUG: workqueue leaked lock or atomic: kworker/0:1/0x00000000/12\n     last function: dmirror_work_fn\n",
+     "BUG: workqueue leaked lock or atomic in dmirror_work_fn"),
+])
+def test_older_kernels(text: str, title: str) -> None:
+    assert one(text).title == title
+
+
+def test_words_without_the_kernel_format_are_not_trouble() -> None:
+    # Python's logging on the console ("WARNING:root:..."), lines that only mention the words.
+    text = ("WARNING:root:hmmbench agent: slow start\nINFO:hmmbench:case starts\n"
+            "[    1.0] ODEBUG: Out of memory. ODEBUG disabled\n[    1.1] INFO: NMI handler (perf_event_nmi_handler) "
+            "took too long to run: 2.277 msecs\n")
+    assert reports_of(text) == []
+    # The same words in the kernel's own format are trouble, titled by their text.
+    assert one("[    1.2] WARNING: something the table does not know\n").title == \
+        "WARNING: something the table does not know"
 
 
 def test_user_space_faults_are_notes_not_reports() -> None:
