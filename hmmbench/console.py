@@ -35,7 +35,7 @@ _PREFIX = re.compile(
 # A /dev/kmsg record as read raw: "prio,seq,usec,flags[,caller=T123];text".
 _KMSG = re.compile(r"^\d+,\d+,\d+,[^;,]*(?:,caller=(?P<c>[CT]\d+))?[^;]*;")
 _REPLAY = "** replaying previous printk message **"
-CONSOLE = "console"  # the context of timestamped lines without a caller id
+_CONSOLE = "console"  # the context of timestamped lines without a caller id
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def _split(raw: str) -> _Line:
     line = raw.rstrip("\r\n")
     if m := _PREFIX.match(line):
         caller = m.group("c1") or m.group("c2")
-        return _Line(caller or (CONSOLE if m.group("ts") else ""), line[m.end():])
+        return _Line(caller or (_CONSOLE if m.group("ts") else ""), line[m.end():])
     if m := _KMSG.match(line):
         return _Line(m.group("c") or "", line[m.end():])
     return _Line("", line)
@@ -671,7 +671,7 @@ _DIE = re.compile(r": [0-9a-f]{4} \[#\d+\]")
 _PANIC = "Kernel panic - not syncing"
 # A panic that says it was caused by the report before it (the report is then fatal).
 _CONSEQUENCE = re.compile(r"Kernel panic - not syncing: (?:.*(?:Fatal exception|panic_on_warn set|panic_on_kmsan"
-                          r"|panic_on_oops|hung_task: blocked tasks|softlockup: hung tasks|Hard LOCKUP|RCU Stall))")
+                          r"|hung_task: blocked tasks|softlockup: hung tasks|Hard LOCKUP|RCU Stall))")
 # What ends a report: the oops/WARN end marker, the end of a panic, a sanitizer report's closing rule.
 _END = re.compile(r"---\[ end trace|---\[ end Kernel panic|^={20,}\s*$")
 _CUT_HERE = "------------[ cut here ]------------"
@@ -762,7 +762,12 @@ def user_space_notes(lines: list[str]) -> list[str]:
 
 
 def parse(lines: list[str], max_excerpt: int = 80) -> list[CrashReport]:
-    """All reports in ``lines`` (console text or kmsg record texts), in order."""
+    """All reports in ``lines`` (console text or kmsg record texts), in order.
+
+    Lines may carry a timestamp ("[   12.345678]"), a caller id ("[  T123]", "[    C1]"), a syslog level
+    ("<4>") or a raw /dev/kmsg record header ("4,1234,40100000,-;"); a report's lines are those of its
+    headline's context. A panic that says it follows from the report before it ("Fatal exception",
+    "panic_on_warn set", ...) is appended to that report and makes it fatal."""
     recs = _prepare(lines)
     fams = [_family_of(r.text) for r in recs]
     used = [False] * len(recs)
@@ -791,7 +796,7 @@ def _span(recs: list[_Line], fams: list[Family | None], used: list[bool], i: int
     past a following report of the same task, as syzkaller's do (an RCU stall report can hold a WARNING
     and still be named after what the timer interrupt interrupted)."""
     ctx = recs[i].ctx
-    caller = ctx not in ("", CONSOLE)
+    caller = ctx not in ("", _CONSOLE)
     dies = bool(fams[i] and fams[i].dies)
     died = bool(_DIE.search(recs[i].text))
     own, read = [i], [i]
@@ -1013,7 +1018,7 @@ def normalize_title(title: str) -> str:
 
 def reports_from_kmsg(records: list[dict]) -> list[CrashReport]:
     """Reports in /dev/kmsg records (a "text" key each; records user space wrote are left out)."""
-    texts = [r.get("text", "").replace("\\x0a", "\n") for r in records if not r.get("facility")]
+    texts = [(r.get("text") or "").replace("\\x0a", "\n") for r in records if not r.get("facility")]
     return parse(texts)
 
 

@@ -797,6 +797,22 @@ def test_fatal_exception_alone_is_reported() -> None:
     assert (r.title, r.kind, r.fatal) == ("kernel panic: Fatal exception", "panic", True)
 
 
+@pytest.mark.parametrize("panic", ["hung_task: blocked tasks", "softlockup: hung tasks", "Hard LOCKUP",
+                                   "RCU Stall", "Fatal exception in interrupt"])
+def test_panics_that_follow_from_the_report_before_them(panic: str) -> None:
+    # kernel/hung_task.c, kernel/watchdog.c, kernel/rcu/tree_stall.h, oops_end: the panic they end with.
+    (r,) = reports_of(HUNG_TASK + f"[  124.000000] Kernel panic - not syncing: {panic}\n")
+    assert r.title == "INFO: task hung in dmirror_devmem_fault"
+    assert r.excerpt[-1] == f"Kernel panic - not syncing: {panic}"
+
+
+def test_a_panic_of_its_own_after_a_report_is_a_second_report() -> None:
+    panic = "[   13.000000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009\n"
+    reports = reports_of(WARNING + panic)
+    assert [r.title for r in reports] == ["WARNING in restore_exclusive_pte", "kernel panic: Attempted to kill init!"]
+    assert [r.fatal for r in reports] == [False, True]
+
+
 def test_consequence_panic_after_a_warning_makes_it_fatal() -> None:
     text = KASAN + "Kernel panic - not syncing: KASAN: panic_on_warn set ...\n"
     r = one(text)
