@@ -250,8 +250,9 @@ class Format:
 @dataclass(frozen=True)
 class Family:
     """The formats that share a headline word (syzkaller's "oops"). A line holding ``header`` that matches
-    none of ``ignore`` starts a report; one that matches no format is titled by its own text. ``dies``:
-    the die() banner ("Oops: ...: 0000 [#1]") that follows such a headline belongs to its report."""
+    none of ``ignore`` starts a report if a format matches it or the header is followed by a message
+    (then the line is the title). ``dies``: the die() banner ("Oops: ...: 0000 [#1]") that follows such a
+    headline belongs to its report."""
 
     header: str
     formats: tuple[Format, ...]
@@ -266,7 +267,7 @@ def _c(*parts: re.Pattern[str] | None, skip: Iterable[str] = (), extractor=None,
     return Culprit(tuple(parts), parts2, re.compile("|".join(_SKIP + tuple(skip))), extractor)
 
 
-_STACK = _c(_CALL_TRACE, STACK)       # the first frame of the call trace
+_TRACE = _c(_CALL_TRACE, STACK)       # the first frame of the call trace
 _RIP_STACK = _c(_RIP, _CALL_TRACE, STACK)  # the faulting function, else the call trace
 
 
@@ -367,12 +368,12 @@ _FAMILIES: tuple[Family, ...] = (
                     "page_frag_free", "alloc", "vmap", "page_owner", "bad_page", "page_is_bad", "check_new_page",
                     "free_tail_page")), False),
         # mm/memory.c print_bad_pte: "BUG: Bad page map in process %s  pte:%08llx pmd:%08llx".
-        _f(r"BUG: Bad page map", "bad_page", "BUG: Bad page map", _STACK, False),
+        _f(r"BUG: Bad page map", "bad_page", "BUG: Bad page map", _TRACE, False),
         # kernel/workqueue.c: "BUG: workqueue lockup - pool ... stuck for %us!".
         _f(r"BUG: workqueue lockup", "workqueue_lockup", "BUG: workqueue lockup", None, True),
         # kernel/sched/core.c __might_resched: "BUG: sleeping function called from invalid context at %s:%d".
         _f(r"BUG: sleeping function called from invalid context at (?P<src>\S+)", "atomic_sleep",
-           "BUG: sleeping function called from invalid context in {frame}", _STACK, False),
+           "BUG: sleeping function called from invalid context in {frame}", _TRACE, False),
         # lib/smp_processor_id.c check_preemption_disabled.
         _f(r"BUG: using ([a-z_]+)\(\) in preemptible", "bug", "BUG: using {0}() in preemptible code in {frame}",
            _c(_CALL_TRACE, STACK, skip=("dump_stack", "preemption", "preempt", "debug_", "processor_id", "this_cpu")),
@@ -451,7 +452,7 @@ _FAMILIES: tuple[Family, ...] = (
            _c(_re(r"which became (?:.*) at:"), STACK), False),
         _f(r"WARNING: possible recursive locking detected", "lockdep", "possible deadlock in {0}", None, False,
            r"is trying to acquire lock", r"at: (?:{{PC}} +)?{{FUNC}}"),
-        _f(r"WARNING: inconsistent lock state", "lockdep", "inconsistent lock state in {frame}", _STACK, False,
+        _f(r"WARNING: inconsistent lock state", "lockdep", "inconsistent lock state in {frame}", _TRACE, False,
            r"takes", r"at: (?:{{PC}} +)?{{FUNC}}"),
         # lockdep_rcu_suspicious: "WARNING: suspicious RCU usage" then "%s:%d %s!" (file:line, message).
         _f(r"WARNING: suspicious RCU usage", "lockdep", "WARNING: suspicious RCU usage in {frame}",
@@ -527,8 +528,9 @@ _FAMILIES: tuple[Family, ...] = (
         r"INFO: recovery required on readonly filesystem", r"(handler|interrupt).*took too long",
         r"INFO: sys_.* is not present in /proc/kallsyms", r"INFO: no syscalls can create resource",
         r"rmt_storage:INFO:", r"_INFO:",
-        # kernel/hung_task.c (6.15+) inside a hung task report: "INFO: task %s:%d is blocked on a mutex ...".
-        r"INFO: task .* is blocked on a "))),
+        # kernel/hung_task.c debug_show_blocker (6.15+), inside a hung task report: "INFO: task %s:%d is
+        # blocked on a mutex likely owned by task %s:%d.", "... blocked on a semaphore likely last held by".
+        r"INFO: task .* blocked on an? (?:mutex|semaphore|rw-semaphore)"))),
     # arm, arm64, riscv page faults.
     Family("Unable to handle kernel", (
         _f(r"Unable to handle kernel (paging request|NULL pointer dereference|access to user memory)", "oops",
@@ -578,7 +580,7 @@ _FAMILIES: tuple[Family, ...] = (
     Family("kernel BUG", (
         _f(r"kernel BUG at (?P<src>mm/usercopy\.c:\d+)", "bug", "BUG: bad usercopy in {frame}",
            _c(_CALL_TRACE, STACK, skip=("usercopy", "__check")), True),
-        _f(r"kernel BUG at (?P<src>lib/list_debug\.c:\d+)", "bug", "BUG: corrupted list in {frame}", _STACK, True),
+        _f(r"kernel BUG at (?P<src>lib/list_debug\.c:\d+)", "bug", "BUG: corrupted list in {frame}", _TRACE, True),
         _f(r"kernel BUG at (?P<src>[^\s!]+)", "bug", "kernel BUG in {frame}",
            _c(_RIP, _CALL_TRACE, STACK, skip=("^skb_",)), True),
     ), fatal=True, dies=True),

@@ -435,6 +435,7 @@ def test_hung_task_in_io_wait_and_on_a_mutex() -> None:
     # Newer kernels: "blocked in I/O wait for more than", and the blocker named inside the report.
     text = HUNG_TASK.replace("blocked for more than 30 seconds", "blocked in I/O wait for more than 30 seconds")
     text += "[  123.456890] INFO: task python3:250 is blocked on a mutex likely owned by task python3:251.\n"
+    text += "[  123.456891] INFO: task python3:252 blocked on a semaphore likely last held by task python3:251\n"
     r = one(text)
     assert r.title == "INFO: task hung in dmirror_devmem_fault"
 
