@@ -881,6 +881,28 @@ USER_SPACE = """\
 """
 
 
+@pytest.mark.parametrize(("text", "title", "kind", "fatal"), [
+    # kernel/locking/spinlock_debug.c spin_dump: "BUG: spinlock %s on CPU#%d, %s/%d".
+    ("BUG: spinlock bad magic on CPU#0, python3/250\nCall Trace:\n <TASK>\n dump_stack_lvl+0x1/0x2\n"
+     " do_raw_spin_lock+0x1/0x2\n _raw_spin_lock+0x1/0x2\n dmirror_fault+0x1a/0x80\n",
+     "BUG: spinlock bad magic in dmirror_fault", "spinlock", False),
+    # kernel/panic.c __stack_chk_fail: panic("stack-protector: Kernel stack is corrupted in: %pB").
+    ("Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: dmirror_fault+0x1a/0x80\n",
+     "kernel panic: stack is corrupted in dmirror_fault", "panic", True),
+    # mm/memory.c check_mm: "BUG: Bad rss-counter state mm:%p type:%s val:%ld".
+    ("BUG: Bad rss-counter state mm:000000003a1b2c3d type:MM_ANONPAGES val:1\n", "BUG: Bad rss-counter state",
+     "bug", False),
+    # net/core/dev.c netdev_wait_allrefs_any, fs/super.c generic_shutdown_super.
+    ("unregister_netdevice: waiting for lo to become free. Usage count = 2\n",
+     "unregister_netdevice: waiting for DEV to become free", "netdev", False),
+    ("VFS: Busy inodes after unmount of tmpfs (tmpfs)\n", "VFS: Busy inodes after unmount (use-after-free)", "vfs",
+     False),
+])
+def test_other_kinds(text: str, title: str, kind: str, fatal: bool) -> None:
+    r = one(text)
+    assert (r.title, r.kind, r.fatal) == (title, kind, fatal)
+
+
 @pytest.mark.parametrize(("text", "title"), [
     # 5.10: the die banner without "Oops: ", UBSAN's old headline, the old workqueue leak message.
     ("divide error: 0000 [#1] SMP NOPTI\nRIP: 0010:dmirror_fault+0x1a/0x80\n", "divide error in dmirror_fault"),
