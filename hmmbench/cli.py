@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inventory", type=Path, help="TOML file of ssh:// machines ([[target]] url = ...): "
                      "one worker each, instead of --target")
     run.add_argument("--json", type=Path, help="also write results.json here")
+    run.add_argument("--append", action="append", default=[], metavar="WORDS",
+                     help="extra kernel command line for QEMU guests (repeatable), e.g. a module parameter")
 
     st = _command(sub, "selftest", validate.check_selftest, _selftest,
                   help="run the kernel's own hmm-tests beside hmmbench's exclusive cases")
@@ -285,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
         memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
         target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
         kexec=args.kexec, jobs=args.jobs, inventory=args.inventory,
+        append=[word for words in args.append for word in words.split()],
     )
     code, res = runner.run(req)
     if args.json:

@@ -477,6 +477,9 @@ def check_run(args: argparse.Namespace) -> None:
     if remote and args.jobs != 1:
         raise InputError(f"--jobs {args.jobs} with --target/--inventory: each machine is one worker",
                          "list more machines in an --inventory file to run cases at once")
+    if remote and args.append:
+        raise InputError("--append with --target/--inventory: a running machine keeps its command line",
+                         "pass kernel parameters to hmmbench's own QEMU guests only")
     _kernel_inputs(args)
     _suite_inputs(args)
     at_least(args.jobs, 1, "--jobs")

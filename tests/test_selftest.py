@@ -498,9 +498,14 @@ def real_identity(name: str) -> str:
 
 
 def files_changed_since(tree: Path, since: float) -> list[str]:
+    """Files of ``tree`` modified after ``since``; the kernel build directories hmmbench keeps inside the
+    trees it owns (``.hmmbench-build-*``, written by kernel builds that may run meanwhile) are not the tree."""
     changed = []
-    for dirpath, _dirnames, filenames in os.walk(tree):
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".hmmbench-build-")]
         for name in [".", *filenames]:
+            if dirpath == str(tree) and name == ".":
+                continue  # the top directory's mtime changes when a build directory is created
             if os.lstat(os.path.join(dirpath, name)).st_mtime > since:
                 changed.append(os.path.join(dirpath, name))
     return changed
