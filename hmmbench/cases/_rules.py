@@ -1,12 +1,16 @@
-"""Helpers the verdict rules share: decoding recorded pagemap lists and describing ioctl results."""
+"""Helpers the verdict rules share: decoding recorded pagemap lists and SNAPSHOT bytes, describing ioctl
+results, the target's kernel configuration, and the negative controls several cases record the same way."""
 
 from __future__ import annotations
 
 import errno
 from collections import Counter
+from dataclasses import dataclass
 
 from hmmbench import kernelfacts
 from hmmbench.guest.pagemap import decode_pagemap
+from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
+from hmmbench.verdict import Checks
 
 # Python's errorcode picks ENOTSUP for 95 and EDEADLOCK for 35; the kernel returns -EOPNOTSUPP and -EDEADLK.
 _KERNEL_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK"}
@@ -61,3 +65,112 @@ def pfns(entries: list[int]) -> list[int]:
 def all_present_same(entries: list[int], before: list[int]) -> bool:
     now = decoded(entries)
     return all(d["present"] for d in now) and pfns(entries) == pfns(before)
+
+
+# ----------------------------------------------------------------------------- the kernel's configuration
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The target kernel's configuration (``target["config"]``, from /proc/config.gz), or unknown.
+
+    Rules consult it when the guest *tried* something and the kernel said no (THP not formed, hugetlb
+    mmap refused, uffd-wp refused, swapon failed): with the option set that is a FAIL, without it the
+    case legitimately could not run (SKIP), and with no configuration at all the rule cannot tell and
+    must say so (ERROR) rather than guess.
+    """
+
+    options: dict[str, str] | None
+
+    @classmethod
+    def of(cls, target: dict) -> KernelConfig:
+        return cls(target.get("config"))
+
+    @property
+    def known(self) -> bool:
+        return self.options is not None
+
+    def enabled(self, *names: str) -> bool | None:
+        """True if every option is =y (or =m), False if one is not set, None if the configuration is unknown."""
+        if self.options is None:
+            return None
+        return all(self.options.get(n) in ("y", "m") for n in names)
+
+    def describe(self, *names: str) -> str:
+        if self.options is None:
+            return "kernel configuration unknown (no /proc/config.gz on the target)"
+        return ", ".join(f"{n}={self.options[n]}" if n in self.options else f"{n} is not set" for n in names)
+
+
+def undecided(c: Checks, key: str, why: str) -> None:
+    """Record that a check could not be decided here (a failed control: the verdict becomes ERROR, never PASS)."""
+    c.control(key, False, why)
+
+
+def no_control(c: Checks, checks: str, why: str) -> None:
+    """Say in the evidence which checks have no negative control in this run, and why none can exist."""
+    c.note("checks without a negative control", f"{checks}: {why}")
+
+
+# ----------------------------------------------------------------------------- per-page observations
+
+
+def bits(entries: list[int], key: str) -> list[bool]:
+    """One decoded pagemap flag (``soft_dirty``, ``uffd_wp``, ``present`` ...) of each entry."""
+    return [bool(d.get(key)) for d in decoded(entries)]
+
+
+def snapshot_writable(byte: int) -> bool:
+    """HMM_DMIRROR_SNAPSHOT says the CPU PTE is present and writable (HMM_DMIRROR_PROT_WRITE)."""
+    return byte != SNAPSHOT_FLAGS["ERROR"] and bool(byte & SNAPSHOT_FLAGS["WRITE"])
+
+
+def snapshot_readonly(byte: int) -> bool:
+    """HMM_DMIRROR_SNAPSHOT says the CPU PTE is present and read-only (PROT_READ without PROT_WRITE)."""
+    if byte == SNAPSHOT_FLAGS["ERROR"]:
+        return False
+    return bool(byte & SNAPSHOT_FLAGS["READ"]) and not byte & SNAPSHOT_FLAGS["WRITE"]
+
+
+def snapshot_text(flags: list[int]) -> str:
+    """A SNAPSHOT result as counted flag sets: ``8x WRITE`` or ``4x READ, 4x NONE``."""
+    counts = Counter("|".join(decode_snapshot(b)) for b in flags)
+    return ", ".join(f"{n}x {name}" for name, n in sorted(counts.items()))
+
+
+def snapshot_controls(c: Checks, ctl: dict) -> bool:
+    """The SNAPSHOT negative control: on an ordinary written page SNAPSHOT reads WRITE, and on the same kind of
+    page after mprotect(PROT_READ) it reads READ, so a writability check built on SNAPSHOT can read either way."""
+    rw, ro = ctl["rw"]["flags"][0], ctl["ro"]["flags"][0]
+    ok = snapshot_writable(rw) and snapshot_readonly(ro)
+    c.control("SNAPSHOT reads a writable PTE as WRITE and a read-only one as READ", ok,
+              f"writable page {'|'.join(decode_snapshot(rw))}, read-only page {'|'.join(decode_snapshot(ro))}")
+    return ok
+
+
+def pfns_visible(c: Checks, entries: list[int], label: str = "") -> bool:
+    """Control for PFN comparisons: the PFNs read before are non-zero and distinct, so a page that moved or a
+    swap offset that is not its PFN would show (without CAP_SYS_ADMIN every PFN reads 0 and all compare equal)."""
+    p = pfns(entries)
+    ok = bool(p) and all(p) and len(set(p)) == len(p)
+    c.control(f"{label}PFNs visible and distinct before", ok, f"{len(set(p))} distinct non-zero of {len(p)}"
+              if all(p) else f"{sum(1 for x in p if not x)} of {len(p)} PFNs read 0")
+    return ok
+
+
+def write_fault_signal(c: Checks, key: str, faults: int, noise: int, readonly_faults: int, npages: int,
+                       expect_writable: bool) -> None:
+    """The write-fault count as a second signal of a restored PTE's writability, with its threshold halfway.
+
+    A read-only restore costs one write fault per page, a writable one about none; the loop's own noise
+    (``noise``: the same loop on an ordinary buffer) is subtracted and the line is drawn at half the pages,
+    where the two outcomes are farthest apart. The control is the same loop on pages that are mapped
+    read-only (the shared zero page): it must land on the far side of the line.
+    """
+    extra = faults - noise
+    writable = 2 * extra < npages
+    want = "writable: fewer than half the pages fault" if expect_writable else "read-only: at least half fault"
+    c.check(key, writable == expect_writable, f"{faults} faults for {npages} pages (noise {noise}, extra {extra})",
+            want)
+    c.control("a write to read-only PTEs faults on at least half the pages", 2 * (readonly_faults - noise) >= npages,
+              f"{readonly_faults} faults for {npages} writes to zero-page PTEs (noise {noise})")

@@ -1,7 +1,8 @@
 """exclusive_bad_args: EXCLUSIVE with arguments it must refuse, and memory it cannot take.
 
 Each attempt is recorded with its result and the page state of a sentinel RW range (that must not
-change) and of the target range where there is one.
+change) and of the target range where there is one. Last, the control: a valid EXCLUSIVE of the same
+sentinel with the same device and mirror, which succeeds and does change its page state.
 """
 
 from __future__ import annotations
@@ -42,4 +43,6 @@ def observe(ctx, params: dict) -> dict:
     attempt("read_only", ctx.libc.addr(ro), n, ro, n)
     obs["sentinel_after"] = ctx.pagemap(sentinel, n)
     obs["sentinel_intact"] = ctx.ffi.buffer(sentinel, size)[:] == sentinel_data
+    obs["valid"] = dev.command("EXCLUSIVE", s_addr, n, mirror)
+    obs["sentinel_after_valid"] = ctx.pagemap(sentinel, n)
     return obs

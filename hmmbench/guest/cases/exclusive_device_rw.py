@@ -2,7 +2,8 @@
 
 While exclusive: HMM_DMIRROR_READ must return the CPU's data (served from the device's atomic mapping);
 HMM_DMIRROR_WRITE of new data must land in the pages; CHECK_EXCLUSIVE after each tells whether the
-device still holds them; a CPU read then sees the device's data.
+device still holds them; a CPU read then sees the device's data. The READ's output buffer is zeroed,
+and compared before the call too (so its match is the call's own).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def observe(ctx, params: dict) -> dict:
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}
     obs["exclusive"] = dev.command("EXCLUSIVE", addr, n, mirror)
     out = ctx.ffi.new("char[]", size)
+    obs["device_read_matched_before"] = ctx.ffi.buffer(out, size)[:] == cpu_data
     obs["device_read"] = dev.command("READ", addr, n, out)
     obs["device_read_matches"] = ctx.ffi.buffer(out, size)[:] == cpu_data
     obs["after_device_read"] = ctx.pagemap(buf, n)

@@ -2,7 +2,9 @@
 
 The parent changes its copy first and the child must still see the original; then the child changes
 its copy and the parent must still see its own. The child reports over a pipe and its exit status is
-collected with waitpid.
+collected with waitpid. Negative control in the same fork: one MAP_SHARED anonymous page, written by
+the parent (and then by the child) at the same moments, which the other side *must* see: the same
+comparison reading "changed" shows that "unchanged" on the private pages is a real observation.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 
+from .. import uapi
 from ..memops import pattern
 
 NPAGES = 16
@@ -21,6 +24,9 @@ def observe(ctx, params: dict) -> dict:
     dev = ctx.device(0)
     buf, original = ctx.base_pages(n)
     parent_data, child_data = pattern(n, ps, 2), pattern(n, ps, 1)
+    shared = ctx.libc.mmap(ps, uapi.PROT_READ | uapi.PROT_WRITE, uapi.MAP_SHARED | uapi.MAP_ANONYMOUS)
+    shared_original, shared_parent, shared_child = pattern(1, ps, 70), pattern(1, ps, 71), pattern(1, ps, 72)
+    ctx.ffi.memmove(shared, shared_original, ps)
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}
     mirror = ctx.ffi.new("char[]", size)
     obs["exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(buf), n, mirror)
@@ -36,9 +42,12 @@ def observe(ctx, params: dict) -> dict:
             os.close(report_r)
             os.read(go_child_r, 1)
             saw_original = ctx.ffi.buffer(buf, size)[:] == original
+            saw_shared_parent = ctx.ffi.buffer(shared, ps)[:] == shared_parent
             ctx.ffi.memmove(buf, child_data, size)
+            ctx.ffi.memmove(shared, shared_child, ps)
             saw_own = ctx.ffi.buffer(buf, size)[:] == child_data
-            os.write(report_w, json.dumps({"saw_original": saw_original, "saw_own": saw_own}).encode())
+            os.write(report_w, json.dumps({"saw_original": saw_original, "saw_own": saw_own,
+                                           "saw_shared_parent_write": saw_shared_parent}).encode())
             code = 0 if saw_original and saw_own else 1
         finally:
             os._exit(code)
@@ -46,6 +55,7 @@ def observe(ctx, params: dict) -> dict:
     os.close(report_w)
     obs["parent_after_fork"] = ctx.pagemap(buf, n)
     ctx.ffi.memmove(buf, parent_data, size)
+    ctx.ffi.memmove(shared, shared_parent, ps)
     os.write(go_child_w, b"x")
     raw = b""
     while chunk := os.read(report_r, 4096):
@@ -57,5 +67,6 @@ def observe(ctx, params: dict) -> dict:
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
     }
     obs["parent_sees_own"] = ctx.ffi.buffer(buf, size)[:] == parent_data
+    obs["parent_saw_shared_child_write"] = ctx.ffi.buffer(shared, ps)[:] == shared_child
     obs["parent_after"] = ctx.pagemap(buf, n)
     return obs

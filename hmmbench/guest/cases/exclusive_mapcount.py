@@ -2,11 +2,13 @@
 
 Before the series the conversion dropped the page's mapcount (folio_remove_rmap_pte), so an exclusive
 page looked unmapped to reclaim, migration and hwpoison: the root cause of the swap/migration bugs.
+Control: a tmpfs page read while mapped and again after munmap (still in the page cache, mapped by
+nobody), so kpagecount and KPF_MMAP are seen reading the other way in the same guest.
 """
 
 from __future__ import annotations
 
-from ..memops import touch_read
+from ..memops import touch_read, unmapped_page_cache_page
 
 NPAGES = 4
 
@@ -23,4 +25,5 @@ def observe(ctx, params: dict) -> dict:
     touch_read(buf, n, ps)
     obs["after_restore"] = ctx.page_state(buf, n)
     obs["data_intact"] = ctx.ffi.buffer(buf, size)[:] == data
+    obs["unmapped_control"] = unmapped_page_cache_page(ctx)
     return obs

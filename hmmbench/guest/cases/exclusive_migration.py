@@ -4,7 +4,8 @@ Method 1, soft offline (CONFIG_MEMORY_FAILURE): write each page's physical addre
 /sys/devices/system/memory/soft_offline_page; the kernel migrates the page and retires the old frame.
 Method 2, if soft offline is missing: offline the memory block holding the pages (bounded by a
 timeout: before the series this can retry forever), then online it again.
-Records the write results and times, the PFNs before and after, the data, and CHECK_EXCLUSIVE.
+Records the write results and times, the PFNs before and after, the data, and CHECK_EXCLUSIVE right
+before the migration (the device holds the pages: EPERM) and after it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def observe(ctx, params: dict) -> dict:
     obs: dict = {"npages": n, "method": method, "before": ctx.page_state(buf, n)}
     obs["exclusive"] = dev.command("EXCLUSIVE", addr, n, mirror)
     obs["while_exclusive"] = ctx.page_state(buf, n)
+    obs["check_exclusive_before_migration"] = dev.command("CHECK_EXCLUSIVE", addr, n)
     pfns = pagemap.pfns_of(obs["before"]["pagemap"])
     writes = []
     hung = False

@@ -1,14 +1,18 @@
 """exclusive_mprotect: mprotect on device-exclusive entries, and what a CPU read restores afterwards.
 
-Flow A: exclusive -> mprotect(PROT_READ) -> device WRITE (must be refused) -> CPU read.
-Flow B: exclusive -> mprotect(PROT_READ) -> mprotect(RW) -> CPU read -> SNAPSHOT (is the restored PTE
-writable?) -> CPU write (does it fault?).
+Flow A (the read-only restore path): exclusive -> mprotect(PROT_READ) -> device WRITE (must be refused)
+-> CPU read -> SNAPSHOT (the PTE restored in a read-only VMA) -> data.
+Flow B (the RO->RW path): exclusive -> mprotect(PROT_READ) -> mprotect(RW) -> CPU read -> SNAPSHOT (is
+the restored PTE writable?) -> CPU write (does it fault?) -> SNAPSHOT after the write -> data.
+Controls recorded in the same run: a device WRITE of an ordinary RW buffer (the same call can succeed),
+SNAPSHOT of an ordinary writable and read-only page, and the write loop's fault count on an ordinary
+buffer (noise) and on read-only zero-page PTEs (what a read-only restore costs).
 """
 
 from __future__ import annotations
 
 from .. import uapi
-from ..memops import pattern, touch_read, touch_write
+from ..memops import pattern, readonly_write_faults, snapshot, snapshot_controls, touch_read, touch_write
 
 NPAGES = 8
 
@@ -29,10 +33,13 @@ def observe(ctx, params: dict) -> dict:
     obs["a_after_mprotect"] = ctx.pagemap(a, n)
     src = ctx.ffi.new("char[]", pattern(n, ps, 1_000_000))
     obs["a_device_write"] = dev.command("WRITE", a_addr, n, src)
+    ordinary, _ = ctx.base_pages(NPAGES, 3000)
+    obs["control_device_write"] = dev.command("WRITE", ctx.libc.addr(ordinary), n, src)
     f0 = ctx.minflt()
     touch_read(a, n, ps)
     obs["a_read_faults"] = ctx.minflt() - f0
     obs["a_after_read"] = ctx.pagemap(a, n)
+    obs["a_snapshot"] = snapshot(ctx, dev, a, n)
     obs["a_data_intact"] = ctx.ffi.buffer(a, size)[:] == a_data
 
     b, b_data = ctx.base_pages(NPAGES, 5000)
@@ -45,13 +52,16 @@ def observe(ctx, params: dict) -> dict:
     obs["b_after_mprotect_rw"] = ctx.pagemap(b, n)
     touch_read(b, n, ps)
     obs["b_after_read"] = ctx.pagemap(b, n)
-    snap = ctx.ffi.new("unsigned char[]", n)
-    obs["b_snapshot_cmd"] = dev.command("SNAPSHOT", b_addr, n, snap)
-    obs["b_snapshot"] = list(snap)
+    snap = snapshot(ctx, dev, b, n)
+    obs["b_snapshot_cmd"], obs["b_snapshot"] = snap["cmd"], snap["flags"]
+    obs["b_data_intact"] = ctx.ffi.buffer(b, size)[:] == b_data
+    obs["snapshot_controls"] = snapshot_controls(ctx, dev)
 
     obs["control_write_faults"] = ctx.control_write_faults(n)
+    obs["readonly_write_faults"] = readonly_write_faults(ctx, n)
     f0 = ctx.minflt()
     touch_write(b, n, ps)
     obs["b_write_faults"] = ctx.minflt() - f0
-    obs["b_data_intact"] = ctx.ffi.buffer(b, size)[:] == b_data
+    obs["b_snapshot_after_write"] = snapshot(ctx, dev, b, n)
+    obs["b_data_after_write"] = ctx.ffi.buffer(b, size)[:] == b_data
     return obs

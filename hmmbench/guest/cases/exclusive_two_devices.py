@@ -1,7 +1,8 @@
 """exclusive_two_devices: dmirror0 takes pages exclusively, then dmirror1 takes the same pages.
 
-Records CHECK_EXCLUSIVE on both devices after each step (EPERM = the device still holds atomic
-access; 0 = it lost it), the page state, the mirrors, and the data seen by the CPU at the end.
+Records CHECK_EXCLUSIVE on both devices before and after each step (EPERM = the device still holds
+atomic access; 0 = it does not), the page state, the mirrors (zeroed before each call, so a match
+means that call filled it), and the data seen by the CPU at the end.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ def observe(ctx, params: dict) -> dict:
     addr = ctx.libc.addr(buf)
     m0, m1 = ctx.ffi.new("char[]", size), ctx.ffi.new("char[]", size)
     obs: dict = {"npages": n, "before": ctx.pagemap(buf, n)}
+    obs["check0_before"] = dev0.command("CHECK_EXCLUSIVE", addr, n)
+    obs["mirrors_matched_before"] = ctx.ffi.buffer(m0, size)[:] == data or ctx.ffi.buffer(m1, size)[:] == data
     obs["dev0_exclusive"] = dev0.command("EXCLUSIVE", addr, n, m0)
     obs["after_dev0"] = ctx.pagemap(buf, n)
     obs["check0_after_dev0"] = dev0.command("CHECK_EXCLUSIVE", addr, n)
+    obs["check1_before"] = dev1.command("CHECK_EXCLUSIVE", addr, n)
     obs["dev1_exclusive"] = dev1.command("EXCLUSIVE", addr, n, m1)
     obs["after_dev1"] = ctx.pagemap(buf, n)
     obs["check0_after_dev1"] = dev0.command("CHECK_EXCLUSIVE", addr, n)
