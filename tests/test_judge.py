@@ -123,7 +123,15 @@ def test_a_recorded_read_only_restore_fails_both_writability_signals() -> None:
     o["write_faults"] = o["control_write_faults"] + ro["b_write_faults"] * n // 8
     v = judge(BASIC, o, target("6.12"))
     assert v.status == Status.FAIL
-    assert v.failed_checks == WRITABLE_KEYS
+    # On 4 pages the fault count is only a note (too few pages to stand clear of the noise): SNAPSHOT decides.
+    assert v.failed_checks == WRITABLE_KEYS[:1]
+    assert any(line.startswith(f"note {WRITABLE_KEYS[1]}: ") for line in v.evidence)
+
+
+def test_on_enough_pages_the_fault_count_fails_a_read_only_restore_too() -> None:
+    c = Checks()
+    write_fault_signal(c, "w", 1 + 64, 1, 70, 64, expect_writable=True)  # one fault per page beyond the noise
+    assert c.failed == ["w"] and not c.failed_controls
 
 
 def test_snapshot_alone_catches_a_read_only_restore_the_fault_count_would_miss() -> None:
@@ -146,16 +154,22 @@ def test_the_old_rule_passed_1024_read_only_pages_the_new_line_does_not() -> Non
 
 
 def test_the_fault_line_is_at_half_the_pages() -> None:
-    for extra, writable in ((0, True), (1, True), (2, False), (4, False)):
+    for extra, writable in ((0, True), (3, True), (4, False), (8, False)):
         c = Checks()
-        write_fault_signal(c, "w", 5 + extra, 5, 9, 4, expect_writable=True)
+        write_fault_signal(c, "w", 5 + extra, 5, 13, 8, expect_writable=True)
         assert (c.failed == []) is writable, extra
 
 
+def test_on_too_few_pages_the_fault_count_is_a_note() -> None:
+    c = Checks()
+    write_fault_signal(c, "w", 2, 0, 5, 4, expect_writable=True)  # 2 faults for 4 pages: either outcome
+    assert c.failed == [] and c.items[0].outcome == "note"
+
+
 def test_a_fault_count_that_cannot_reach_the_line_is_an_error_not_a_pass() -> None:
-    o = obs("6.12", BASIC)
+    o = obs("6.12", "exclusive_mprotect")
     o["readonly_write_faults"] = o["control_write_faults"]  # writes to read-only PTEs "cost nothing"
-    v = judge(BASIC, o, target("6.12"))
+    v = judge("exclusive_mprotect", o, target("6.12"))
     assert v.status == Status.ERROR
     assert failed_controls(v) == ["a write to read-only PTEs faults on at least half the pages"]
 
