@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge = _command(sub, "judge", validate.check_judge, _judge,
                      help="re-run the verdict rules on a recorded results.json")
     judge.add_argument("results", type=Path)
+    judge.add_argument("--json", type=Path, help="write the re-judged results (same schema) here")
 
     _command(sub, "cases", validate.check_nothing, _cases, help="list the cases and their verdict rules")
     return parser
@@ -325,6 +326,10 @@ def _judge(args: argparse.Namespace) -> int:
     from hmmbench import report, runner
 
     code, res = runner.rejudge(args.results)
+    if args.json:
+        from hmmbench import results
+
+        results.write_json(args.json, res)
     print(report.evidence(res))
     return code
 

@@ -227,6 +227,7 @@ def _run_session(req: RunRequest, specs: list[cases.CaseSpec], sessions, out_dir
                    "numa_nodes": target_meta.get("numa_nodes", info.get("numa_nodes")),
                    "boots": sum(s.boots for s in sessions),
                    "boot_seconds": [round(x, 1) for s in sessions for x in s.boot_seconds],
+                   "boot_phases": [p for s in sessions for p in getattr(s, "boot_phases", [])],
                    "consoles": [str(p) for s in sessions for p in s.consoles]},
         "target_info": {k: v for k, v in info.items() if k != "config"},
         "target_config": info.get("config"),

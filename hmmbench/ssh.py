@@ -281,5 +281,5 @@ def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: cal
             raise
         except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
             last = exc
-            time.sleep(0.25)  # a refused or reset connection costs little; a second of sleep costs a boot
+            time.sleep(0.1)  # a refused or reset connection costs little; a second of sleep costs a boot
     raise GuestUnreachable(f"SSH did not answer before the deadline (last error: {last}); {describe()}")

@@ -590,3 +590,4 @@ def check_guest(args: argparse.Namespace) -> None:
 
 def check_judge(args: argparse.Namespace) -> None:
     results_file(args.results)
+    output_file(args.json, "--json")
