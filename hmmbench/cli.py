@@ -77,7 +77,7 @@ def _jobs_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _remote_options(args: argparse.Namespace):
-    from hmmbench.remote import RemoteOptions
+    from hmmbench.targets.remote import RemoteOptions
 
     return RemoteOptions(identity=args.identity, known_hosts=args.known_hosts,
                          accept_new_host_key=args.accept_new_host_key)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _kernel_fetch(args: argparse.Namespace) -> int:
-    from hmmbench import sources
+    from hmmbench.kernel import sources
 
     tree = sources.fetch_debian(args.name, refresh=args.refresh)
     print(f"{tree.label}: {tree.path} ({tree.identity})")
@@ -261,8 +261,8 @@ def _kernel_fetch(args: argparse.Namespace) -> int:
 
 
 def _kernel_build(args: argparse.Namespace) -> int:
-    from hmmbench import sources
-    from hmmbench.kbuild import KernelBuilder
+    from hmmbench.kernel import sources
+    from hmmbench.kernel.build import KernelBuilder
 
     tree = sources.resolve_kernel(args.kernel, args.tree)
     k = KernelBuilder(tree, args.fragment, args.base).build(force=args.force)
@@ -272,7 +272,7 @@ def _kernel_build(args: argparse.Namespace) -> int:
 
 
 def _image_build(args: argparse.Namespace) -> int:
-    from hmmbench.image import ImageBuilder
+    from hmmbench.vm.image import ImageBuilder
 
     img = ImageBuilder(args.recipe).build(force=args.force)
     print(f"{img.recipe}: {img.rootfs} ({'cached' if img.cached else 'built'})")
@@ -280,7 +280,9 @@ def _image_build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hmmbench import report, results, runner
+    from hmmbench.reports import results
+    from hmmbench.reports import text as report
+    from hmmbench.workflows import run as runner
 
     req = runner.RunRequest(
         kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
@@ -298,7 +300,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from hmmbench import runner, selftest_run
+    from hmmbench.workflows import run as runner
+    from hmmbench.workflows import selftest as selftest_run
 
     req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
                             base=args.base, fragments=args.fragment, target_url=args.target,
@@ -309,7 +312,9 @@ def _selftest(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from hmmbench import bench, results, runner
+    from hmmbench.reports import results
+    from hmmbench.workflows import bench
+    from hmmbench.workflows import run as runner
 
     req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
                             base=args.base, fragments=args.fragment)
@@ -323,11 +328,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from hmmbench import report, runner
+    from hmmbench.reports import text as report
+    from hmmbench.workflows import run as runner
 
     code, res = runner.rejudge(args.results)
     if args.json:
-        from hmmbench import results
+        from hmmbench.reports import results
 
         results.write_json(args.json, res)
     print(report.evidence(res))
@@ -348,11 +354,12 @@ def _guest(args: argparse.Namespace) -> int:
     import contextlib
     import time
 
-    from hmmbench import accel, runner
-    from hmmbench.netns import TapNetwork
-    from hmmbench.qemu import GuestConfig
-    from hmmbench.session import QemuSession
-    from hmmbench.ssh import host_entry
+    from hmmbench.targets.ssh import host_entry
+    from hmmbench.vm import accel
+    from hmmbench.vm.netns import TapNetwork
+    from hmmbench.vm.qemu import GuestConfig
+    from hmmbench.vm.session import QemuSession
+    from hmmbench.workflows import run as runner
 
     req = runner.RunRequest(kernel=args.kernel, tree=args.tree, base=args.base, fragments=args.fragment)
     _tree, kernel, image = runner.prepare(req)
@@ -389,8 +396,9 @@ def _guest(args: argparse.Namespace) -> int:
 def _bisect(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from hmmbench import bisection as bisect
-    from hmmbench import results, runner
+    from hmmbench.reports import results
+    from hmmbench.workflows import bisect
+    from hmmbench.workflows import run as runner
 
     req = bisect.BisectRequest(
         repo=Path(args.tree).expanduser().resolve(), good=args.good, bad=args.bad, case=args.case,
@@ -411,10 +419,11 @@ def _bisect(args: argparse.Namespace) -> int:
 
 def _bisect_step(args: argparse.Namespace) -> int:
     """For `git bisect run`: the tree as it is checked out now; exit 0 good, 1 bad, 125 skip."""
-    from hmmbench import bisection as bisect
-    from hmmbench import runner, sources
-    from hmmbench.image import ImageBuilder
-    from hmmbench.kbuild import BuildFailed, KernelBuilder
+    from hmmbench.kernel import sources
+    from hmmbench.kernel.build import BuildFailed, KernelBuilder
+    from hmmbench.vm.image import ImageBuilder
+    from hmmbench.workflows import bisect
+    from hmmbench.workflows import run as runner
 
     spec = runner.select_cases([args.case])[0]
     tree = sources.tree_from_path(Path(args.tree))
@@ -439,7 +448,9 @@ def _bisect_step(args: argparse.Namespace) -> int:
 
 
 def _series(args: argparse.Namespace) -> int:
-    from hmmbench import results, runner, series
+    from hmmbench.reports import results
+    from hmmbench.workflows import run as runner
+    from hmmbench.workflows import series
 
     repo = Path(args.tree).expanduser().resolve()
     tip = series.apply_patches(repo, args.base_rev, args.patches) if args.patches else args.tip
@@ -456,7 +467,10 @@ def _series(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from hmmbench import gate, gate_report, results, runner
+    from hmmbench.reports import gate as gate_report
+    from hmmbench.reports import results
+    from hmmbench.workflows import gate
+    from hmmbench.workflows import run as runner
 
     base = args.base_kernel or gate.DEFAULT_BASE
     patched = args.patched or gate.DEFAULT_PATCHED

@@ -21,8 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import kconfig, sources
 from hmmbench.errors import HarnessError, InputError
+from hmmbench.kernel import kconfig, sources
 
 # The floor for --memory: below it the guest boots but the suite no longer means what it says. Linux
 # turns THP off when totalram is under 512 MiB (mm/huge_memory.c, hugepage_init), and exclusive_thp then
@@ -242,7 +242,7 @@ def host_memory_mib() -> int | None:
 def max_guest_cpus(fragment_paths: list[Path] | None) -> tuple[int, str]:
     """The most CPUs the guest kernel will bring up, and why: CONFIG_NR_CPUS of the fragments the kernel
     is built with (kernel-config/ sets 8), 1 without CONFIG_SMP, else QEMU's own limit."""
-    from hmmbench.kbuild import default_fragments
+    from hmmbench.kernel.build import default_fragments
 
     paths = fragment_paths if fragment_paths is not None else default_fragments()
     request = kconfig.merged_request(kconfig.load_fragments(paths))
@@ -283,7 +283,7 @@ def guest_shape(memory_mib: int, cpus: int, numa_nodes: int, guests: int, fragme
 
 def accelerator(accel: str) -> None:
     """``--accel kvm`` is taken as asked (no trial boot): without a usable /dev/kvm QEMU would fail late."""
-    from hmmbench.accel import kvm_usable_device
+    from hmmbench.vm.accel import kvm_usable_device
 
     if accel == "kvm" and not kvm_usable_device():
         raise InputError("--accel kvm: no usable /dev/kvm on this host", "pass --accel auto or --accel tcg")
@@ -353,7 +353,7 @@ def output_file(path: Path | None, option: str) -> None:
 
 
 def recipe(name: str) -> None:
-    from hmmbench.image import RECIPE_DIR
+    from hmmbench.vm.image import RECIPE_DIR
 
     if "/" in name or name in ("", ".", "..") or not (RECIPE_DIR / name / "recipe.toml").is_file():
         known = ", ".join(sorted(p.name for p in RECIPE_DIR.iterdir() if (p / "recipe.toml").is_file()))
@@ -361,14 +361,14 @@ def recipe(name: str) -> None:
 
 
 def ssh_url(url: str, option: str = "--target") -> None:
-    from hmmbench.remote import parse_url
+    from hmmbench.targets.remote import parse_url
 
     parse_url(url, option)
 
 
 def inventory_file(path: Path) -> None:
     """The inventory parses (TOML, types, URLs) and every file it names exists."""
-    from hmmbench import inventory
+    from hmmbench.targets import inventory
 
     for n, t in enumerate(inventory.load(path.expanduser()), 1):
         where = f"inventory {path}: target {n} ({t.url})"
@@ -409,7 +409,7 @@ def patches(path: Path) -> None:
 
 
 def results_file(path: Path) -> None:
-    from hmmbench import results
+    from hmmbench.reports import results
 
     results.load(path.expanduser())
 
@@ -574,7 +574,7 @@ def check_bench(args: argparse.Namespace) -> None:
 
 
 def check_guest(args: argparse.Namespace) -> None:
-    from hmmbench.qemu import GuestConfig
+    from hmmbench.vm.qemu import GuestConfig
 
     _kernel_inputs(args)
     output_dir(args.out)

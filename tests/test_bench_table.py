@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hmmbench import bench
+from hmmbench.workflows import bench
 
 
 def _s(x: float) -> dict:

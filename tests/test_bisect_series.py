@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import bisection as bisect
-from hmmbench import kbuild, series, sources
 from hmmbench.errors import HarnessError
+from hmmbench.kernel import build as kbuild
+from hmmbench.kernel import sources
+from hmmbench.workflows import bisect, series
 
 
 def runs(*statuses: str, titles: list[str] | None = None) -> list[dict]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from hmmbench import cases
-from hmmbench.verdict import Status
+from hmmbench.cases.verdict import Status
 
 DATA = json.loads((Path(__file__).parent / "data" / "exclusive_exit_6.12.json").read_text())
 SPEC = cases.load_all()["exclusive_exit"]

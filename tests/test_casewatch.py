@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hmmbench import cases
-from hmmbench.casewatch import CaseWatch
-from hmmbench.target import CaseEnded
+from hmmbench.cases.watch import CaseWatch
+from hmmbench.targets.agent import CaseEnded
 
 BUG = ["kernel BUG at lib/test_hmm.c:850!", "Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
        "RIP: 0010:dmirror_exclusive+0x2a/0x300", "Call Trace:", " <TASK>", " dmirror_fops_unlocked_ioctl+0x5d/0x90",

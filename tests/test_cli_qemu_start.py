@@ -9,7 +9,7 @@ import pytest
 
 from hmmbench import failures
 from hmmbench.errors import HarnessError
-from hmmbench.qemu import GuestConfig, QemuGuest, last_meaningful_line
+from hmmbench.vm.qemu import GuestConfig, QemuGuest, last_meaningful_line
 
 
 def test_last_meaningful_line_skips_blanks_and_warnings() -> None:

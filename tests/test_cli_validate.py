@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cli, kbuild, validate
+from hmmbench import cli, validate
 from hmmbench.errors import InputError
+from hmmbench.kernel import build as kbuild
 
 DATA = Path(__file__).parent / "data"
 

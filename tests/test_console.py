@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from hmmbench import console
+from hmmbench.cases import kernel_reports as console
 from hmmbench.guest.kmsg import parse_record
 
 

@@ -20,11 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import compare, gate, gate_report, predictions, selftest, selftest_run
-from hmmbench.cases._rules import decoded, pfns
-from hmmbench.console import CrashReport
+from hmmbench.cases.kernel_reports import CrashReport
+from hmmbench.cases.rules import decoded, pfns
 from hmmbench.guest.pagemap import PM_PFN_MASK, PM_SWAP, SWP_TYPE_BITS
-from hmmbench.selftest import SelftestResult
+from hmmbench.reports import compare, predictions
+from hmmbench.reports import gate as gate_report
+from hmmbench.selftest import build as selftest
+from hmmbench.selftest.build import SelftestResult
+from hmmbench.workflows import gate
+from hmmbench.workflows import selftest as selftest_run
 
 DATA = Path(__file__).parent / "data" / "run_6.12.json"
 TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
@@ -505,7 +509,7 @@ def test_selftest_compare_never_reports_an_error_or_skip_as_pass(real: dict) -> 
 
 
 def test_errname_uses_the_kernels_names_for_aliased_errnos() -> None:
-    from hmmbench.cases._rules import errname
+    from hmmbench.cases.rules import errname
 
     # Python's errno.errorcode maps 95 to ENOTSUP and 35 to EDEADLOCK; the kernel returns EOPNOTSUPP/EDEADLK.
     assert (errname(95), errname(35), errname(16), errname(14), errname(0)) == \

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cases, report, results
-from hmmbench.cases._rules import write_fault_signal
+from hmmbench import cases
+from hmmbench.cases.rules import write_fault_signal
+from hmmbench.cases.verdict import Checks, Outcome, Status, Verdict
 from hmmbench.guest.pagemap import PM_SOFT_DIRTY, PM_UFFD_WP
-from hmmbench.verdict import Checks, Outcome, Status, Verdict
+from hmmbench.reports import results
+from hmmbench.reports import text as report
 
 DATA = Path(__file__).parent / "data"
 ERRNO_NAMES = set(errno.errorcode.values()) | {"EOPNOTSUPP"}

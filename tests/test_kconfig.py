@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import kconfig
-from hmmbench.kconfig import ExprEvaluator, Fragment, apply_request, explain, index_kconfig, parse_config, verify
+from hmmbench.kernel import kconfig
+from hmmbench.kernel.kconfig import ExprEvaluator, Fragment, apply_request, explain, index_kconfig, parse_config, verify
 
 # ------------------------------------------------------------------ .config files and fragments
 

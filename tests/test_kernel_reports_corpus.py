@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import console
+from hmmbench.cases import kernel_reports as console
 
 CORPUS = "syzkaller-linux-report"
 # Floors; the figures reached are printed and put in the assertion messages.

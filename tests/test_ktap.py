@@ -1,4 +1,4 @@
-"""hmmbench.ktap, rule by rule (Documentation/dev-tools/ktap.rst and what the kernel's producers print).
+"""hmmbench.selftest.ktap, rule by rule (Documentation/dev-tools/ktap.rst and what the kernel's producers print).
 
 The kernel's own KTAP logs (tools/testing/kunit/test_data) are checked against kunit_tool_test.py's
 expectations in test_ktap_conformance.py; hmm-tests' samples in test_selftest.py.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench.ktap import (
+from hmmbench.selftest.ktap import (
     NEXT_RUN_REASON,
     NO_RESULT_REASON,
     KtapDocument,

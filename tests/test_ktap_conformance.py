@@ -1,4 +1,4 @@
-"""hmmbench.ktap against the kernel's own KTAP: the KUnit test logs and the specification's examples.
+"""hmmbench.selftest.ktap against the kernel's own KTAP: the KUnit test logs and the specification's examples.
 
 The logs are read in place from the fetched Debian trees (tools/testing/kunit/test_data/, never copied
 here), located through the cache records ``<cache>/sources/debian-6.12.json`` and ``debian-7.2.json``.
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from hmmbench import cache
-from hmmbench.ktap import KtapDocument, KtapTest, parse_document
+from hmmbench.selftest.ktap import KtapDocument, KtapTest, parse_document
 
 TREES = ("debian-6.12", "debian-7.2")
 KUNIT = Path("tools/testing/kunit")

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from hmmbench import netns
+from hmmbench.vm import netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cache, selftest
+from hmmbench import cache
 from hmmbench.errors import HarnessError
-from hmmbench.selftest import (
+from hmmbench.selftest import build as selftest
+from hmmbench.selftest.build import (
     EXCLUSIVE_CASES,
     NO_RESULT_REASON,
     SelftestResult,
@@ -30,7 +31,7 @@ from hmmbench.selftest import (
     selftest_verdicts_for,
     summarize,
 )
-from hmmbench.selftest_run import OutputCheck, table
+from hmmbench.workflows.selftest import OutputCheck, table
 
 DATA = Path(__file__).parent / "data"
 SOURCES = Path("/root/.cache/hmmbench/sources")
@@ -482,7 +483,7 @@ def test_build_failure_names_the_error_and_keeps_the_log(tmp_path: Path, tmp_cac
 
 
 def real_tree(name: str) -> Path:
-    """The unpacked Debian tree ``name`` as ``hmmbench.sources.fetch_debian`` recorded it, or skip."""
+    """The unpacked Debian tree ``name`` as ``hmmbench.kernel.sources.fetch_debian`` recorded it, or skip."""
     record = cache.read_json(cache.cache_root() / "sources" / f"{name}.json") or cache.read_json(
         SOURCES / f"{name}.json")
     if not record or not Path(record["path"]).is_dir():

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cache, sources
+from hmmbench import cache
 from hmmbench.errors import HarnessError
-from hmmbench.sources import KernelTree, check_kernel_tree, content_identity, git_identity
+from hmmbench.kernel import sources
+from hmmbench.kernel.sources import KernelTree, check_kernel_tree, content_identity, git_identity
 
 MAKEFILE = """\
 # SPDX-License-Identifier: GPL-2.0

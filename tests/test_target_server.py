@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from hmmbench.ssh import CommandTimeout
-from hmmbench.target import AgentError, Target
+from hmmbench.targets.agent import AgentError, Target
+from hmmbench.targets.ssh import CommandTimeout
 
 READY = json.dumps({"ready": True, "pid": 1})
 

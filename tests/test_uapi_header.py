@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import uapi_header
 from hmmbench.guest import uapi
+from hmmbench.kernel import uapi as uapi_header
 
 HEADER_612 = """
 struct hmm_dmirror_cmd {

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from hmmbench import inventory, workers
 from hmmbench.errors import HarnessError
+from hmmbench.targets import inventory, workers
 
 
 class FakeSession:

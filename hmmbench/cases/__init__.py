@@ -2,7 +2,7 @@
 
 Guest modules (:mod:`hmmbench.guest.cases`) observe; the rules here judge. :func:`judge_record` is
 the single entry point: it turns an agent record (observations, or skip/error, plus the kernel
-messages printed while the case ran) into a :class:`~hmmbench.verdict.Verdict`. Because it needs only
+messages printed while the case ran) into a :class:`~hmmbench.cases.verdict.Verdict`. Because it needs only
 the record and the target's facts, ``hmmbench judge results.json`` can re-run every rule offline.
 """
 
@@ -12,8 +12,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hmmbench import console
-from hmmbench.verdict import Status, Verdict
+from hmmbench.cases import kernel_reports as console
+from hmmbench.cases.verdict import Status, Verdict
 
 
 @dataclass(frozen=True)

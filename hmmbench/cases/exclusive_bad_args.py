@@ -11,8 +11,8 @@ EXCLUSIVE of the sentinel, with the same device and mirror, succeeds and changes
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, errname, ioctl_text, no_control, ok_ioctl
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, errname, ioctl_text, no_control, ok_ioctl
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_bad_args",

@@ -24,9 +24,8 @@ from __future__ import annotations
 import errno
 from collections import Counter
 
-from hmmbench import kernelfacts
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     count,
     failed_with,
     ioctl_text,
@@ -38,8 +37,9 @@ from hmmbench.cases._rules import (
     snapshot_writable,
     write_fault_signal,
 )
+from hmmbench.cases.verdict import Checks, Status, Verdict
 from hmmbench.guest.pagemap import decode_pagemap
-from hmmbench.verdict import Checks, Status, Verdict
+from hmmbench.kernel import facts as kernelfacts
 
 SPEC = register(CaseSpec(
     name="exclusive_basic",

@@ -12,8 +12,8 @@ the GIL-free memcpy make it likely, not certain (said in a note).
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import no_control
-from hmmbench.verdict import Checks, Status, Verdict
+from hmmbench.cases.rules import no_control
+from hmmbench.cases.verdict import Checks, Status, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_concurrent_cpu",

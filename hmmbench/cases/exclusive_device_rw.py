@@ -14,8 +14,8 @@ exclusive state (lib/test_hmm.c dmirror_do_write / dmirror_fault).
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import all_present_same, decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns_visible
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import all_present_same, decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns_visible
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_device_rw",

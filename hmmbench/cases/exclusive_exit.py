@@ -15,8 +15,8 @@ Rule (every check must hold for PASS):
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import count, decoded, exclusive_types, ioctl_text, is_exclusive, ok_ioctl, pfns
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import count, decoded, exclusive_types, ioctl_text, is_exclusive, ok_ioctl, pfns
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_exit",

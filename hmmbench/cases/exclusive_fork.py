@@ -11,8 +11,8 @@ the child exits normally with status 0.
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, ioctl_text, no_control, ok_ioctl
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_fork",

@@ -14,9 +14,8 @@ is a FAIL; without the kernel's configuration the rule says it cannot tell (ERRO
 
 from __future__ import annotations
 
-from hmmbench import kernelfacts
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     KernelConfig,
     decoded,
     errname,
@@ -27,7 +26,8 @@ from hmmbench.cases._rules import (
     pfns_visible,
     undecided,
 )
-from hmmbench.verdict import Checks, Status, Verdict
+from hmmbench.cases.verdict import Checks, Status, Verdict
+from hmmbench.kernel import facts as kernelfacts
 
 SPEC = register(CaseSpec(
     name="exclusive_hugetlb",

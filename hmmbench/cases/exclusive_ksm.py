@@ -12,8 +12,8 @@ Merging is judged by shared PFNs, not by KPF_KSM: Linux 6.12's fs/proc/page.c te
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, ioctl_text, no_control, ok_ioctl, pfns
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl, pfns
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_ksm",

@@ -11,9 +11,9 @@ Control: a tmpfs page that stays in the page cache after munmap reads kpagecount
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import ioctl_text, no_control, ok_ioctl
+from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
+from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.guest.pagemap import KPF
-from hmmbench.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_mapcount",

@@ -10,8 +10,8 @@ forever: bounded here by a timeout and reported as such): a FAIL.
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_migration",

@@ -22,9 +22,8 @@ Rule (PASS needs every check to hold and every control to read the other way):
 
 from __future__ import annotations
 
-from hmmbench import kernelfacts
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     all_present_same,
     decoded,
     exclusive_types,
@@ -41,8 +40,9 @@ from hmmbench.cases._rules import (
     type_histogram,
     write_fault_signal,
 )
+from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.guest.uapi import decode_snapshot
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.kernel import facts as kernelfacts
 
 SPEC = register(CaseSpec(
     name="exclusive_mprotect",

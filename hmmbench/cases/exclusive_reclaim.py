@@ -15,7 +15,7 @@ option a FAIL; without the kernel's configuration the rule says it cannot tell (
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     KernelConfig,
     decoded,
     ioctl_text,
@@ -25,7 +25,7 @@ from hmmbench.cases._rules import (
     pfns_visible,
     undecided,
 )
-from hmmbench.verdict import Checks, Status, Verdict
+from hmmbench.cases.verdict import Checks, Status, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_reclaim",

@@ -10,8 +10,8 @@ present (the expectation itself mixes present and exclusive pages); the data is 
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_repeat",

@@ -12,9 +12,8 @@ page state in this run.
 
 from __future__ import annotations
 
-from hmmbench import kernelfacts
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     all_present_same,
     decoded,
     errname,
@@ -24,7 +23,8 @@ from hmmbench.cases._rules import (
     pfns,
     pfns_visible,
 )
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.verdict import Checks, Verdict
+from hmmbench.kernel import facts as kernelfacts
 
 SPEC = register(CaseSpec(
     name="exclusive_shared_and_file",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import errno
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     KernelConfig,
     bits,
     errname,
@@ -52,7 +52,7 @@ from hmmbench.cases._rules import (
     snapshot_writable,
     undecided,
 )
-from hmmbench.verdict import Checks, Status, Verdict
+from hmmbench.cases.verdict import Checks, Status, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_soft_dirty",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import (
+from hmmbench.cases.rules import (
     KernelConfig,
     decoded,
     exclusive_types,
@@ -32,8 +32,8 @@ from hmmbench.cases._rules import (
     pfns_visible,
     undecided,
 )
+from hmmbench.cases.verdict import Checks, Status, Verdict
 from hmmbench.guest.pagemap import KPF
-from hmmbench.verdict import Checks, Status, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_thp",

@@ -11,8 +11,8 @@ and dmirror1 loses access too (control: its EPERM before the read).
 from __future__ import annotations
 
 from hmmbench.cases import CaseSpec, register
-from hmmbench.cases._rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl
-from hmmbench.verdict import Checks, Verdict
+from hmmbench.cases.rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl
+from hmmbench.cases.verdict import Checks, Verdict
 
 SPEC = register(CaseSpec(
     name="exclusive_two_devices",

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import cache, gitrepo
+from hmmbench import cache
+from hmmbench.kernel import fixture_history as gitrepo
 
 from .conftest import HMMBENCH, REPO, run_hmmbench
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench import gitrepo
+from hmmbench.kernel import fixture_history as gitrepo
 
 from .conftest import run_hmmbench
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hmmbench import gitrepo
+from hmmbench.kernel import fixture_history as gitrepo
 
 MARK = "/* hmmbench test: injected */"
 WARN_RESTORE, BUG, HANG, SILENT_HANG, WARN_ZAP = 1, 2, 4, 8, 16

@@ -16,8 +16,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import aptsource, cache, progress
+from hmmbench import cache, progress
 from hmmbench.errors import HarnessError
+from hmmbench.kernel import apt as aptsource
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hmmbench import progress, results, runner, sources, validate
+from hmmbench import progress, validate
 from hmmbench.errors import HarnessError
-from hmmbench.image import ImageBuilder
-from hmmbench.kbuild import BuildFailed, KernelBuilder
+from hmmbench.kernel import sources
+from hmmbench.kernel.build import BuildFailed, KernelBuilder
+from hmmbench.reports import results
+from hmmbench.vm.image import ImageBuilder
+from hmmbench.workflows import run as runner
 
 
 def _git(path: Path, *args: str, check: bool = True) -> str:

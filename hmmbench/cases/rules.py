@@ -7,10 +7,10 @@ import errno
 from collections import Counter
 from dataclasses import dataclass
 
-from hmmbench import kernelfacts
+from hmmbench.cases.verdict import Checks
 from hmmbench.guest.pagemap import decode_pagemap
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
-from hmmbench.verdict import Checks
+from hmmbench.kernel import facts as kernelfacts
 
 # Python's errorcode picks ENOTSUP for 95 and EDEADLOCK for 35; the kernel returns -EOPNOTSUPP and -EDEADLK.
 _KERNEL_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK"}

@@ -12,7 +12,10 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from hmmbench import __version__, compare, kernelfacts, predictions, progress, results, runner, validate
+from hmmbench import __version__, progress, validate
+from hmmbench.kernel import facts as kernelfacts
+from hmmbench.reports import compare, predictions, results
+from hmmbench.workflows import run as runner
 
 DEFAULT_BASE = "debian-6.12"
 DEFAULT_PATCHED = "debian-7.2"

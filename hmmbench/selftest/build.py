@@ -7,7 +7,7 @@ is the kernel's own. Running both on the same guest lets a report say whether th
   minimal guest that has no matching libc, and caches it by (tree identity, compiler);
 * maps the selftest's device-exclusive tests onto hmmbench's cases.
 
-Its KTAP output is parsed by :mod:`hmmbench.ktap` (plans honoured, so a run cut short is told from a
+Its KTAP output is parsed by :mod:`hmmbench.selftest.ktap` (plans honoured, so a run cut short is told from a
 short run); the names callers know from here (``parse_ktap``, ``SelftestResult``, ...) are re-exported.
 
 The build never writes inside the kernel tree: uapi headers are generated with ``make O=...`` into a
@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from hmmbench import cache, progress
 from hmmbench.errors import HarnessError
-from hmmbench.ktap import (
+from hmmbench.selftest.ktap import (
     NO_RESULT_REASON,
     STATUSES,
     KtapDocument,

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from hmmbench import cache, progress
-from hmmbench.qemu import GuestConfig, QemuGuest, require_qemu, wait_for_console
+from hmmbench.vm.qemu import GuestConfig, QemuGuest, require_qemu, wait_for_console
 
 PROBE_VERSION = 2  # bump when the probe or its answer changes: the answer is cached per host
 PROBE_SECONDS = 12.0

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from hmmbench.compare import CATEGORY_ORDER
+from hmmbench.reports.compare import CATEGORY_ORDER
 
 SCHEMA = "hmmbench.gate/1"
 
@@ -78,7 +78,7 @@ def junit(report: dict, path: Path) -> None:
                                      "tests": str(len(report["cases"])), "failures": str(counts.get("regressed", 0)),
                                      "skipped": "0"})
     for c in report["cases"]:
-        tc = ET.SubElement(suite, "testcase", {"classname": "hmmbench.gate", "name": c["id"]})
+        tc = ET.SubElement(suite, "testcase", {"classname": "hmmbench.workflows.gate", "name": c["id"]})
         if c["category"] == "regressed":
             body = "\n".join(f"{ch['what']}: {ch['base']} -> {ch['patched']}" for ch in c["changes"])
             ET.SubElement(tc, "failure", {"message": f"{c['base']} -> {c['patched']}"}).text = body

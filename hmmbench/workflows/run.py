@@ -16,17 +16,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import __version__, accel, cache, cases, console, netns, progress, report, results, sources, workers
-from hmmbench.casewatch import CaseWatch, is_fatal
+from hmmbench import __version__, cache, cases, progress
+from hmmbench.cases import kernel_reports as console
+from hmmbench.cases.verdict import Status
+from hmmbench.cases.watch import CaseWatch, is_fatal
 from hmmbench.errors import HarnessError
-from hmmbench.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
-from hmmbench.kbuild import BuiltKernel, KernelBuilder
-from hmmbench.netns import TapNetwork
-from hmmbench.qemu import GuestConfig
-from hmmbench.session import QemuSession
-from hmmbench.ssh import CommandTimeout, ConnectionLost
-from hmmbench.target import AgentError, CaseEnded
-from hmmbench.verdict import Status
+from hmmbench.kernel import sources
+from hmmbench.kernel.build import BuiltKernel, KernelBuilder
+from hmmbench.reports import results
+from hmmbench.reports import text as report
+from hmmbench.targets import workers
+from hmmbench.targets.agent import AgentError, CaseEnded
+from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
+from hmmbench.vm import accel, netns
+from hmmbench.vm.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
+from hmmbench.vm.netns import TapNetwork
+from hmmbench.vm.qemu import GuestConfig
+from hmmbench.vm.session import QemuSession
 
 
 @dataclass
@@ -46,7 +52,7 @@ class RunRequest:
     case_timeout: float | None = None
     net: str = "user"  # "user" (QEMU user-mode, SSH forwarded on 127.0.0.1) or "tap" (pyroute2 namespace)
     target_url: str | None = None  # ssh://[user@]host[:port]: a running machine instead of a QEMU guest
-    remote: object | None = None  # hmmbench.remote.RemoteOptions
+    remote: object | None = None  # hmmbench.targets.remote.RemoteOptions
     kexec: str | None = None  # with target_url: a KERNEL (built by hmmbench) or a bzImage path to kexec into
     jobs: int = 1  # QEMU guests running cases at once (each a worker of one queue)
     inventory: Path | None = None  # a TOML file of ssh:// machines, one worker each (instead of target_url)
@@ -138,10 +144,10 @@ def _kernel_meta(label: str, kernel: BuiltKernel) -> dict:
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> tuple[int, dict]:
     """The suite on a machine reached over SSH (already running the kernel under test)."""
-    from hmmbench import remote
+    from hmmbench.targets import remote
 
     if req.inventory:
-        from hmmbench import inventory
+        from hmmbench.targets import inventory
 
         machines = [(t.url, t.options) for t in inventory.load(req.inventory)]
     else:
@@ -279,7 +285,7 @@ def run_case(session, spec: cases.CaseSpec, params: dict, case_dir: Path,
              timeout_override: float | None) -> tuple[dict, str | None]:
     """One case variant on a booted session: (results entry, restart reason or None).
 
-    The case is watched while it runs (:class:`~hmmbench.casewatch.CaseWatch`): kernel trouble that
+    The case is watched while it runs (:class:`~hmmbench.cases.watch.CaseWatch`): kernel trouble that
     wedges it, or a task stuck in D state, ends it at once instead of at its timeout.
     """
     case_id = spec.variant_id(params)

@@ -22,10 +22,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import netns, procs, progress
+from hmmbench import procs, progress
 from hmmbench.errors import HarnessError
-from hmmbench.netns import TapPort
-from hmmbench.qmp import Qmp
+from hmmbench.vm import netns
+from hmmbench.vm.netns import TapPort
+from hmmbench.vm.qmp import Qmp
 
 QEMU = "qemu-system-x86_64"
 GUEST_ADDR = "10.0.2.15"

@@ -17,11 +17,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import aptsource, cache, progress
+from hmmbench import cache, data, progress
 from hmmbench.errors import HarnessError
+from hmmbench.kernel import apt as aptsource
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RECIPE_DIR = REPO_ROOT / "vm-images"
+RECIPE_DIR = data.VM_IMAGES
 DEFAULT_RECIPE = "debian-bookworm"
 BUILDER_VERSION = 1
 

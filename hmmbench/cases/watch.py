@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hmmbench import console
-from hmmbench.target import CaseEnded
+from hmmbench.cases import kernel_reports as console
+from hmmbench.targets.agent import CaseEnded
 
 FATAL_KINDS = {"bug", "oops", "panic", "soft_lockup", "hard_lockup", "hung_task", "rcu_stall"}
 
@@ -33,7 +33,7 @@ def is_fatal(report: console.CrashReport) -> bool:
 
 @dataclass
 class CaseWatch:
-    """The host's view of one running case; an :data:`hmmbench.target.EventHook`."""
+    """The host's view of one running case; an :data:`hmmbench.targets.agent.EventHook`."""
 
     case: str
     params: dict

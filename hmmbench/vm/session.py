@@ -13,12 +13,12 @@ from pathlib import Path
 
 from hmmbench import progress
 from hmmbench.errors import GuestUnreachable, HarnessError
-from hmmbench.image import GuestImage
-from hmmbench.kbuild import BuiltKernel
-from hmmbench.netns import TapNetwork
-from hmmbench.qemu import GuestConfig, QemuGuest, wait_for_console
-from hmmbench.ssh import SshTarget, wait_for_ssh
-from hmmbench.target import Target
+from hmmbench.kernel.build import BuiltKernel
+from hmmbench.targets.agent import Target
+from hmmbench.targets.ssh import SshTarget, wait_for_ssh
+from hmmbench.vm.image import GuestImage
+from hmmbench.vm.netns import TapNetwork
+from hmmbench.vm.qemu import GuestConfig, QemuGuest, wait_for_console
 
 SSHD_STARTING = "hmmbench-init: sshd starting"  # what vm-images/*/init prints to /dev/kmsg before exec'ing sshd
 MARKER_WAIT = 60.0

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hmmbench.cases._rules import decoded, errname, pfns
 from hmmbench.cases.exclusive_mprotect import restored_writability
+from hmmbench.cases.rules import decoded, errname, pfns
 
 
 @dataclass(frozen=True)

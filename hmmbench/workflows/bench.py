@@ -29,13 +29,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from hmmbench import accel, cache, gitrepo, progress, results, runner
+from hmmbench import cache, data, progress
 from hmmbench.errors import HarnessError
 from hmmbench.guest import uapi
-from hmmbench.qemu import GuestConfig
-from hmmbench.session import QemuSession
+from hmmbench.kernel import fixture_history as gitrepo
+from hmmbench.reports import results
+from hmmbench.vm import accel
+from hmmbench.vm.qemu import GuestConfig
+from hmmbench.vm.session import QemuSession
+from hmmbench.workflows import run as runner
 
-C_SOURCE = Path(__file__).resolve().parent / "bench_c" / "exclusive_loop.c"
+C_SOURCE = data.BENCH_C / "exclusive_loop.c"
 DISPATCH_CASE = "exclusive_bad_args"  # short, and touches the device: the per-process cost dominates
 
 
@@ -135,7 +139,7 @@ def series_step(req: runner.RunRequest, out_dir: Path, repeat: int) -> list[floa
 
 def bisect16(req: runner.RunRequest, out_dir: Path) -> dict:
     """A real bisection over 16 fresh commits on the git import (commit 11 breaks exclusive_basic)."""
-    from hmmbench import bisection
+    from hmmbench.workflows import bisect as bisection
 
     repo = gitrepo.ensure_repo()
     stamp = str(time.time_ns())

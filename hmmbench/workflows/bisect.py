@@ -23,10 +23,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from hmmbench import cache, progress, runner, sources, validate
+from hmmbench import cache, progress, validate
 from hmmbench.errors import HarnessError
-from hmmbench.image import ImageBuilder
-from hmmbench.kbuild import BuildFailed, KernelBuilder
+from hmmbench.kernel import sources
+from hmmbench.kernel.build import BuildFailed, KernelBuilder
+from hmmbench.vm.image import ImageBuilder
+from hmmbench.workflows import run as runner
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
 

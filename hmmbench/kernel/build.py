@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import cache, kconfig, progress, uapi_header
+from hmmbench import cache, data, progress
 from hmmbench.errors import ConfigDropped, HarnessError
-from hmmbench.sources import KernelTree
+from hmmbench.kernel import kconfig
+from hmmbench.kernel import uapi as uapi_header
+from hmmbench.kernel.sources import KernelTree
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FRAGMENT_DIR = REPO_ROOT / "kernel-config"
+DEFAULT_FRAGMENT_DIR = data.KERNEL_CONFIG
 ARCH = "x86_64"
 RECIPE_VERSION = 2  # bump when the build procedure changes in a way that changes the artifacts
 

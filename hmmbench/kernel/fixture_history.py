@@ -12,7 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from hmmbench import cache, sources
+from hmmbench import cache
+from hmmbench.kernel import sources
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 BASE_BRANCH = "debian-base"

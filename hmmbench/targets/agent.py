@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hmmbench.errors import HarnessError
-from hmmbench.ssh import CommandTimeout, LineChannel, SshTarget
+from hmmbench.targets.ssh import CommandTimeout, LineChannel, SshTarget
 
 GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
 REMOTE_DIR = "/tmp/hmmbench-agent"

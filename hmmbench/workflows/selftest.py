@@ -20,10 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hmmbench import accel, cases, progress, results, runner, selftest
-from hmmbench.qemu import GuestConfig
-from hmmbench.session import QemuSession
-from hmmbench.ssh import CommandTimeout, ConnectionLost
+from hmmbench import cases, progress
+from hmmbench.reports import results
+from hmmbench.selftest import build as selftest
+from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
+from hmmbench.vm import accel
+from hmmbench.vm.qemu import GuestConfig
+from hmmbench.vm.session import QemuSession
+from hmmbench.workflows import run as runner
 
 REMOTE_BINARY = "/tmp/hmm-tests"
 SELFTEST_TIMEOUT = 900.0
@@ -32,7 +36,7 @@ SELFTEST_TIMEOUT = 900.0
 def _session(req: runner.RunRequest, tree, kernel, image, out_dir: Path):
     """A QEMU guest of ``kernel``, or with --target the remote machine (kexec'd first with --kexec)."""
     if req.target_url:
-        from hmmbench import remote
+        from hmmbench.targets import remote
 
         url = remote.parse_url(req.target_url)
         opts = req.remote or remote.RemoteOptions()

@@ -20,8 +20,8 @@ import paramiko
 from hmmbench import progress
 from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch, InputError
 from hmmbench.guest import uapi
-from hmmbench.ssh import SshTarget
-from hmmbench.target import Target
+from hmmbench.targets.agent import Target
+from hmmbench.targets.ssh import SshTarget
 
 DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 

@@ -124,7 +124,7 @@ class PrivateApt:
         (self.root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (self.root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         text = "\n".join(s.render() for s in self.stanzas)
-        (self.root / "sources" / "hmmbench.sources").write_text(text)
+        (self.root / "sources" / "hmmbench.kernel.sources").write_text(text)
 
     def _run(self, args: list[str], cwd: Path | None = None) -> str:
         cmd = ["apt-get", *self._options(), *args]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hmmbench.errors import InputError
-from hmmbench.remote import RemoteOptions, SshUrl, parse_url
+from hmmbench.targets.remote import RemoteOptions, SshUrl, parse_url
 
 KEYS = {"url", "identity", "known_hosts", "accept_new_host_key"}
 
