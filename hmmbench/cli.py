@@ -43,9 +43,17 @@ def _kernel_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kernel", help="debian-6.12 (default; before the series), debian-7.2 (after it), a tree "
                    "path, or PATH@REV (a commit of a git tree, built from a worktree hmmbench owns)")
     g.add_argument("--tree", help="any kernel source tree (git checkout or plain directory), or PATH@REV")
-    p.add_argument("--base", default="tinyconfig", help="base config: tinyconfig (default), defconfig, or a FILE")
+    _config_base_arg(p)
     p.add_argument("--fragment", action="append", type=Path,
                    help="Kconfig fragment (repeatable); default: every file in kernel-config/")
+
+
+def _config_base_arg(p: argparse.ArgumentParser, deprecated_base: bool = True) -> None:
+    """--config-base everywhere; ``--base`` stays an alias for one release where it meant the config base."""
+    names = ["--config-base", "--base"] if deprecated_base else ["--config-base"]
+    p.add_argument(*names, dest="config_base", default="tinyconfig",
+                   help="base config: tinyconfig (default), defconfig, or a FILE"
+                        + (" (--base: deprecated spelling)" if deprecated_base else ""))
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
@@ -105,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="configure, verify and build a kernel (cached)")
     _kernel_args(build)
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument("--configure-only", action="store_true",
+                       help="configure and verify only (every fragment option checked), print the .config; no compile")
 
     image = sub.add_parser("image", help="guest images").add_subparsers(dest="image_cmd", required=True)
     ib = _command(image, "build", validate.check_image_build, _image_build, help="build the guest image (cached)")
@@ -144,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="KERNEL before the change (debian-6.12, debian-7.2, a tree path, PATH@REV); "
                            "default debian-6.12")
     gate.add_argument("--patched", default=None, help="KERNEL after the change; default debian-7.2")
-    gate.add_argument("--config-base", dest="base", default="tinyconfig", help="base config for both builds")
+    _config_base_arg(gate, deprecated_base=False)
     gate.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
     _suite_args(gate, "hmmbench-results/gate-TIME")
     _jobs_arg(gate)
@@ -157,11 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     ser = _command(sub, "series", validate.check_series, _series,
                    help="build, boot and run the suite at every commit of a series")
     ser.add_argument("--tree", required=True, help="git repository of the kernel")
-    ser.add_argument("--base", dest="base_rev", required=True, help="revision the series starts from")
+    ser.add_argument("--base-rev", "--base", dest="base_rev", required=True,
+                     help="revision the series starts from (--base: deprecated spelling)")
     ser.add_argument("--tip", default="HEAD", help="last commit to walk to (default HEAD; ignored with --patches)")
     ser.add_argument("--patches", type=Path, help="directory of *.patch files or an mbox, applied with git am "
-                     "on a fresh branch from --base")
-    ser.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
+                     "on a fresh branch from --base-rev")
+    _config_base_arg(ser, deprecated_base=False)
     ser.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
     _suite_args(ser, "hmmbench-results/series-TIME")
     _jobs_arg(ser)
@@ -176,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     bis.add_argument("--signature", help="bad means: a kernel report whose title contains this text appeared")
     bis.add_argument("--repeat", type=int, default=1, help="runs per step; a step is bad if any run is bad")
     bis.add_argument("--script", action="store_true", help="print a script for plain `git bisect run` and exit")
-    bis.add_argument("--config-base", dest="base", default="tinyconfig", help="base config")
+    _config_base_arg(bis, deprecated_base=False)
     bis.add_argument("--fragment", action="append", type=Path, help="Kconfig fragment (repeatable)")
     bis.add_argument("--out", type=Path, help="results directory")
     _accel_arg(bis)
@@ -265,7 +276,14 @@ def _kernel_build(args: argparse.Namespace) -> int:
     from hmmbench.kernel.build import KernelBuilder
 
     tree = sources.resolve_kernel(args.kernel, args.tree)
-    k = KernelBuilder(tree, args.fragment, args.base).build(force=args.force)
+    builder = KernelBuilder(tree, args.fragment, args.config_base)
+    if args.configure_only:
+        with builder.locked():
+            config = builder.configure()
+        print(f"{tree.label}: {config} ({args.config_base} + {len(builder.fragments)} fragments: "
+              f"{', '.join(f.path.name for f in builder.fragments)}; every requested option verified)")
+        return 0
+    k = builder.build(force=args.force)
     print(f"{k.release}: {k.bzimage} (tree {k.tree_identity}, config {k.config_hash}, "
           f"{'cached' if k.cached else f'built in {k.build_seconds:.0f}s'})")
     return 0
@@ -279,48 +297,52 @@ def _image_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from hmmbench.reports import results
-    from hmmbench.reports import text as report
-    from hmmbench.workflows import run as runner
+def _run_request(args: argparse.Namespace, **extra):
+    """The RunRequest of a command's options (each command has a subset of them)."""
+    from hmmbench.workflows.run import RunRequest
 
-    req = runner.RunRequest(
-        kernel=args.kernel, tree=args.tree, case_names=args.cases, out_dir=args.out, accel=args.accel,
-        base=args.base, fragments=args.fragment, recipe=args.recipe, cpus=args.cpus,
-        memory_mib=args.memory, numa_nodes=args.numa_nodes, junit=args.junit, case_timeout=args.timeout,
-        target_url=args.target, remote=_remote_options(args) if args.target else None, net=args.net,
-        kexec=args.kexec, jobs=args.jobs, inventory=args.inventory,
-        append=[word for words in args.append for word in words.split()],
+    get = vars(args).get
+    fields = dict(
+        kernel=get("kernel"), tree=get("tree") if get("command") != "series" else None, case_names=get("cases") or [],
+        out_dir=get("out"), accel=get("accel") or "auto", config_base=get("config_base") or "tinyconfig",
+        fragments=get("fragment"), case_timeout=get("timeout"), jobs=get("jobs") or 1,
+        target_url=get("target"), remote=_remote_options(args) if get("target") else None, kexec=get("kexec"),
+        append=[word for words in get("append") or [] for word in words.split()],
     )
-    code, res = runner.run(req)
+    for option, name in (("recipe", "recipe"), ("cpus", "cpus"), ("memory", "memory_mib"),
+                         ("numa_nodes", "numa_nodes"), ("junit", "junit"), ("net", "net"), ("inventory", "inventory")):
+        if get(option) is not None:
+            fields[name] = get(option)
+    return RunRequest(**{**fields, **extra})
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hmmbench.reports import results, text
+    from hmmbench.workflows import run
+
+    res = run.run(_run_request(args))
     if args.json:
         results.write_json(args.json, res)
-    print(report.table(res))
-    return code
+    print(text.table(res))
+    return res.exit_code
 
 
 def _selftest(args: argparse.Namespace) -> int:
-    from hmmbench.workflows import run as runner
-    from hmmbench.workflows import selftest as selftest_run
+    from hmmbench.reports.selftest import table
+    from hmmbench.workflows.selftest import selftest
 
-    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
-                            base=args.base, fragments=args.fragment, target_url=args.target,
-                            remote=_remote_options(args) if args.target else None, kexec=args.kexec)
-    code, res = selftest_run.run(req, timeout=args.timeout)
-    print(selftest_run.table(res))
-    return code
+    report = selftest(_run_request(args, case_timeout=None), timeout=args.timeout)
+    print(table(report))
+    return report.exit_code
 
 
 def _bench(args: argparse.Namespace) -> int:
     from hmmbench.reports import results
     from hmmbench.workflows import bench
-    from hmmbench.workflows import run as runner
 
-    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, out_dir=args.out, accel=args.accel,
-                            base=args.base, fragments=args.fragment)
     plan = bench.BenchPlan(repeat=args.repeat, iterations=args.iterations, series=args.series or args.all,
                            bisect=args.bisect or args.all, cold=args.cold or args.all)
-    report = bench.run(req, plan)
+    report = bench.run(_run_request(args), plan)
     if args.json:
         results.write_json(args.json, report)
     print(bench.table(report))
@@ -328,16 +350,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from hmmbench.reports import text as report
-    from hmmbench.workflows import run as runner
+    from hmmbench.reports import results, text
+    from hmmbench.workflows import run
 
-    code, res = runner.rejudge(args.results)
+    res = run.rejudge(args.results)
     if args.json:
-        from hmmbench.reports import results
-
         results.write_json(args.json, res)
-    print(report.evidence(res))
-    return code
+    print(text.evidence(res))
+    return res.exit_code
 
 
 def _cases(_args: argparse.Namespace) -> int:
@@ -351,64 +371,22 @@ def _cases(_args: argparse.Namespace) -> int:
 
 def _guest(args: argparse.Namespace) -> int:
     """Boot and wait; each guest's URL, key and pinned host key are printed as one JSON line for scripts."""
-    import contextlib
-    import time
+    from hmmbench.workflows import guest
 
-    from hmmbench.targets.ssh import host_entry
-    from hmmbench.vm import accel
-    from hmmbench.vm.netns import TapNetwork
-    from hmmbench.vm.qemu import GuestConfig
-    from hmmbench.vm.session import QemuSession
-    from hmmbench.workflows import run as runner
-
-    req = runner.RunRequest(kernel=args.kernel, tree=args.tree, base=args.base, fragments=args.fragment)
-    _tree, kernel, image = runner.prepare(req)
-    acc, _why = accel.choose(kernel.bzimage, image.rootfs, args.accel)
-    out = (args.out or runner.default_out_dir(kernel.release + "-guest")).resolve()
-    sessions: list[QemuSession] = []
-    with TapNetwork() if args.net == "tap" else contextlib.nullcontext() as net:
-        try:
-            for i in range(args.count):
-                cfg = GuestConfig(accel=acc, tap=net.add_guest() if net else None)
-                session = QemuSession(kernel, image, out / f"guest{i}", cfg, net=net)
-                sessions.append(session)
-                session.boot()
-                assert session.guest is not None
-                host, port = session.guest.ssh_address
-                known = out / f"guest{i}" / "known_hosts"
-                known.write_text(f"{host_entry(host, port)} {image.host_public_key}\n")
-                info = {"url": f"ssh://root@{host}:{port}", "identity": str(image.client_key),
-                        "known_hosts": str(known), "release": kernel.release, "netns": net.name if net else None,
-                        "console": str(session.guest.console_path)}
-                print(json.dumps(info), flush=True)
-                prefix = f"ip netns exec {net.name} " if net else ""
-                progress.say(f"guest {i} up: {prefix}ssh -i {image.client_key} -o UserKnownHostsFile={known} "
-                             f"-p {port} root@{host}")
-            deadline = time.monotonic() + args.duration if args.duration else None
-            while (deadline is None or time.monotonic() < deadline) and all(s.alive() for s in sessions):
-                time.sleep(1)
-            return 0
-        finally:
-            for session in sessions:
-                session.close()
+    return guest.keep_up(_run_request(args, out_dir=None), args.count, args.duration, args.out)
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from hmmbench.reports import results
     from hmmbench.workflows import bisect
-    from hmmbench.workflows import run as runner
 
-    req = bisect.BisectRequest(
-        repo=Path(args.tree).expanduser().resolve(), good=args.good, bad=args.bad, case=args.case,
-        signature=args.signature, repeat=max(1, args.repeat),
-        run=runner.RunRequest(accel=args.accel, base=args.base, fragments=args.fragment, case_timeout=args.timeout),
-    )
+    req = bisect.BisectRequest(repo=Path(args.tree).expanduser().resolve(), good=args.good, bad=args.bad,
+                               case=args.case, signature=args.signature, repeat=max(1, args.repeat),
+                               run=_run_request(args, kernel=None, tree=None, case_names=[], out_dir=None))
     if args.script:
         print(bisect.script(req, sys.executable), end="")
         return 0
-    out = (args.out or Path("hmmbench-results") / f"bisect-{dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
+    out = (args.out or results.default_out_dir("bisect")).resolve()
     report = bisect.Bisector(req, out).run()
     results.write_json(out / "bisect.json", report)
     if args.json:
@@ -420,65 +398,42 @@ def _bisect(args: argparse.Namespace) -> int:
 def _bisect_step(args: argparse.Namespace) -> int:
     """For `git bisect run`: the tree as it is checked out now; exit 0 good, 1 bad, 125 skip."""
     from hmmbench.kernel import sources
-    from hmmbench.kernel.build import BuildFailed, KernelBuilder
+    from hmmbench.reports import results
     from hmmbench.vm.image import ImageBuilder
     from hmmbench.workflows import bisect
-    from hmmbench.workflows import run as runner
+    from hmmbench.workflows.run import RunRequest, select_cases
 
-    spec = runner.select_cases([args.case])[0]
     tree = sources.tree_from_path(Path(args.tree))
-    try:
-        kernel = KernelBuilder(tree).build()
-    except BuildFailed as exc:
-        print(f"skip: does not build: {exc.reason}")
-        return 125
-    image = ImageBuilder().build()
-    runs = []
-    for _ in range(max(1, args.repeat)):
-        try:
-            _code, res = runner.run_prepared(runner.RunRequest(), [spec], tree, kernel, image)
-        except HarnessError as exc:
-            print(f"skip: does not boot: {exc.reason}")
-            return 125
-        runs += [{"status": c["verdict"]["status"], "crash_titles": [x["title"] for x in c["verdict"]["crashes"]]}
-                 for c in res["cases"]]
-    result, why = bisect.judge_runs(runs, args.signature)
-    print(f"{result}: {why}")
-    return bisect.step_exit_code(result)
+    step = bisect.evaluate_tree(bisect.BisectStep(tree.identity, tree.label), tree, select_cases([args.case])[0],
+                                ImageBuilder().build(), RunRequest(), results.default_out_dir("bisect-step"),
+                                max(1, args.repeat), args.signature)
+    print(f"{step.result}: {step.why}")
+    return bisect.step_exit_code(step.result)
 
 
 def _series(args: argparse.Namespace) -> int:
     from hmmbench.reports import results
-    from hmmbench.workflows import run as runner
     from hmmbench.workflows import series
 
     repo = Path(args.tree).expanduser().resolve()
     tip = series.apply_patches(repo, args.base_rev, args.patches) if args.patches else args.tip
-    out = (args.out or series.series_out_dir()).resolve()
-    req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
-                            case_timeout=args.timeout, jobs=args.jobs)
-    report = series.walk(req, repo, args.base_rev, tip, out)
+    out = (args.out or results.default_out_dir("series")).resolve()
+    report = series.walk(_run_request(args, kernel=None, out_dir=None), repo, args.base_rev, tip, out)
     if args.json:
         results.write_json(args.json, report)
     print(series.text(report))
-    return series.exit_code(report)
+    return report.exit_code
 
 
 def _gate(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from hmmbench.reports import gate as gate_report
     from hmmbench.reports import results
     from hmmbench.workflows import gate
-    from hmmbench.workflows import run as runner
 
     base = args.base_kernel or gate.DEFAULT_BASE
     patched = args.patched or gate.DEFAULT_PATCHED
-    out = args.out or Path("hmmbench-results") / f"gate-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    req = runner.RunRequest(case_names=args.cases, accel=args.accel, base=args.base, fragments=args.fragment,
-                            case_timeout=args.timeout, target_url=args.target, jobs=args.jobs,
-                            remote=_remote_options(args) if args.target else None)
-    report = gate.run(req, base, patched, out.resolve())
+    out = (args.out or results.default_out_dir("gate")).resolve()
+    report = gate.gate(_run_request(args, kernel=None, out_dir=None, kexec=None), base, patched, out)
     (out / "gate.txt").write_text(gate_report.mail(report))
     if args.markdown:
         args.markdown.write_text(gate_report.mail(report))
@@ -487,7 +442,7 @@ def _gate(args: argparse.Namespace) -> int:
     if args.junit:
         gate_report.junit(report, args.junit)
     print(gate_report.ktap(report) if args.ktap else gate_report.text(report) + "\n" + gate_report.evidence(report))
-    return report["exit_code"]
+    return report.exit_code
 
 
 if __name__ == "__main__":

@@ -78,11 +78,6 @@ def cleanup_all() -> None:
             pass
 
 
-def live_count() -> int:
-    with _lock:
-        return len(_cleanups)
-
-
 _handler_owner = 0  # the pid that installed the signal handlers
 
 

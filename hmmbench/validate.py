@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hmmbench.errors import HarnessError, InputError
 from hmmbench.kernel import kconfig, sources
+from hmmbench.kernel.git import probe
 
 # The floor for --memory: below it the guest boots but the suite no longer means what it says. Linux
 # turns THP off when totalram is under 512 MiB (mm/huge_memory.c, hugepage_init), and exclusive_thp then
@@ -106,10 +107,10 @@ def _bzimage(path: Path, option: str) -> None:
 
 
 def _git(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, input=stdin)
-    except FileNotFoundError as exc:
-        raise HarnessError("git not found", "apt-get install git (ci/setup does)") from exc
+    """git's answer as text (the checks read its exit status and stdout)."""
+    proc = probe(repo, *args, input=stdin.encode() if stdin is not None else None)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
 
 
 def git_repo(path: Path, option: str) -> Path:
@@ -423,7 +424,7 @@ def _kernel_inputs(args: argparse.Namespace) -> None:
         kernel_spec(args.kernel, "--kernel")
     if getattr(args, "tree", None) is not None:
         kernel_spec(args.tree, "--tree", names=False)
-    config_base(args.base, "--base")
+    config_base(args.config_base, "--config-base")
     fragments(args.fragment)
 
 
@@ -514,7 +515,7 @@ def check_gate(args: argparse.Namespace) -> None:
     for option, spec in (("--base", args.base_kernel), ("--patched", args.patched)):
         if spec is not None:
             kernel_spec(spec, option, bzimage=args.target is not None)
-    config_base(args.base, "--config-base")
+    config_base(args.config_base, "--config-base")
     fragments(args.fragment)
     _suite_inputs(args)
     at_least(args.jobs, 1, "--jobs")
@@ -530,12 +531,12 @@ def check_gate(args: argparse.Namespace) -> None:
 def check_series(args: argparse.Namespace) -> None:
     repo = git_repo(Path(args.tree), "--tree")
     if args.patches is not None:
-        base = git_commit(repo, args.base_rev, "--base")
-        _kernel_at_commit(repo, base, f"--base {args.base_rev}")
+        base = git_commit(repo, args.base_rev, "--base-rev")
+        _kernel_at_commit(repo, base, f"--base-rev {args.base_rev}")
         patches(args.patches)
     else:
-        commit_range(repo, args.base_rev, args.tip, ("--base", "--tip"))
-    config_base(args.base, "--config-base")
+        commit_range(repo, args.base_rev, args.tip, ("--base-rev", "--tip"))
+    config_base(args.config_base, "--config-base")
     fragments(args.fragment)
     _suite_inputs(args)
     at_least(args.jobs, 1, "--jobs")
@@ -550,7 +551,7 @@ def check_bisect(args: argparse.Namespace) -> None:
     if args.signature is not None and not args.signature.strip():
         raise InputError("--signature is empty", "pass the text of the kernel report title, e.g. 'WARNING in'")
     at_least(args.repeat, 1, "--repeat")
-    config_base(args.base, "--config-base")
+    config_base(args.config_base, "--config-base")
     fragments(args.fragment)
     output_dir(args.out)
     accelerator(args.accel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hmmbench.errors import HarnessError
-from hmmbench.kernel import apt as aptsource
+from hmmbench.kernel import apt
 from hmmbench.kernel.apt import DEFAULT_KEYRING, Stanza, debian_archive_uri, parse_machine_sources
 
 DEB822 = """\
@@ -116,7 +116,7 @@ def test_read_machine_sources(tmp_path) -> None:
     (tmp_path / "sources.list").write_text(ONE_LINE)
     (tmp_path / "sources.list.d" / "debian.sources").write_text(DEB822)
     (tmp_path / "sources.list.d" / "ignored.list.disabled").write_text("deb http://x.example/debian sid main\n")
-    uris = [s.uri for s in aptsource.read_machine_sources(tmp_path)]
+    uris = [s.uri for s in apt.read_machine_sources(tmp_path)]
     assert uris == ["http://mirror.example/debian", "http://mirror.example.org/debian",
                     "http://security.example.org/debian-security"]
 

@@ -13,8 +13,8 @@ from hmmbench.kernel import sources
 from hmmbench.workflows import bisect, series
 
 
-def runs(*statuses: str, titles: list[str] | None = None) -> list[dict]:
-    return [{"status": s, "crash_titles": titles or []} for s in statuses]
+def runs(*statuses: str, titles: list[str] | None = None) -> list[bisect.StepRun]:
+    return [bisect.StepRun(f"case{i}", s, "", titles or [], "") for i, s in enumerate(statuses)]
 
 
 def test_step_is_bad_if_any_run_fails() -> None:
@@ -29,7 +29,7 @@ def test_signature_bisection_ignores_other_crashes() -> None:
     assert bisect.judge_runs(runs("FAIL", titles=[warn]), "restore_exclusive_pte")[0] == bisect.BAD
     result, why = bisect.judge_runs(runs("FAIL", titles=["BUG: Bad page state in free_pages"]), "restore_exclusive")
     assert result == bisect.GOOD and "Bad page state" in why
-    # A FAIL without the signature is not bad for a signature bisection.
+    # A FAIL without the signature is not bad for a signature bisect.
     assert bisect.judge_runs(runs("FAIL"), "restore_exclusive")[0] == bisect.GOOD
 
 
@@ -38,18 +38,21 @@ def test_git_bisect_run_exit_codes() -> None:
 
 
 def test_first_changes_names_the_first_differing_commit() -> None:
+    ok = {"build": series.BuildStep(True, 1.0), "boot": series.BootStep(True)}
     steps = [
-        {"commit": "a" * 40, "subject": "base", "verdicts": {"x": "PASS", "y": "FAIL"}, "summaries": {}},
-        {"commit": "b" * 40, "subject": "one", "verdicts": {"x": "PASS", "y": "FAIL"}, "summaries": {}},
-        {"commit": "c" * 40, "subject": "unbuildable", "build": {"ok": False}},
-        {"commit": "d" * 40, "subject": "two", "verdicts": {"x": "FAIL", "y": "PASS"}, "summaries": {"x": "why"}},
-        {"commit": "e" * 40, "subject": "three", "verdicts": {"x": "PASS", "y": "PASS"}, "summaries": {}},
+        series.SeriesStep("a" * 40, "base", [], verdicts={"x": "PASS", "y": "FAIL"}, **ok),
+        series.SeriesStep("b" * 40, "one", [], verdicts={"x": "PASS", "y": "FAIL"}, **ok),
+        series.SeriesStep("c" * 40, "unbuildable", [], build=series.BuildStep(False, 1.0, error="boom")),
+        series.SeriesStep("d" * 40, "two", [], verdicts={"x": "FAIL", "y": "PASS"}, summaries={"x": "why"}, **ok),
+        series.SeriesStep("e" * 40, "three", [], verdicts={"x": "PASS", "y": "PASS"}, **ok),
     ]
-    changes = {c["case"]: c for c in series.first_changes(steps)}
-    assert changes["x"]["subject"] == "two" and (changes["x"]["from"], changes["x"]["to"]) == ("PASS", "FAIL")
-    assert changes["y"]["subject"] == "two" and changes["y"]["to"] == "PASS"
-    report = {"steps": [{"build": {"ok": True}, "boot": {"ok": True}}], "first_changes": series.first_changes(steps)}
-    assert series.exit_code(report) == 1  # x went PASS -> FAIL
+    changes = {c.case: c for c in series.first_changes(steps)}
+    assert changes["x"].subject == "two" and (changes["x"].before, changes["x"].after) == ("PASS", "FAIL")
+    assert changes["y"].subject == "two" and changes["y"].after == "PASS"
+    assert changes["x"].to_dict()["from"] == "PASS"  # series.json keeps its keys
+    assert series.SeriesReport("r", "a", "e", [steps[0], steps[3]]).exit_code == 1  # x went PASS -> FAIL
+    assert series.SeriesReport("r", "a", "e", [steps[0], steps[1]]).exit_code == 0
+    assert series.SeriesReport("r", "a", "e", steps[:3]).exit_code == 1  # c does not build
 
 
 def test_warnings_only_in_touched_files() -> None:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from hmmbench import cases
+from hmmbench.cases.facts import TargetFacts
+from hmmbench.cases.judge import judge_record
 from hmmbench.cases.verdict import Status
 
 DATA = json.loads((Path(__file__).parent / "data" / "exclusive_exit_6.12.json").read_text())
@@ -14,7 +16,7 @@ SPEC = cases.load_all()["exclusive_exit"]
 
 
 def judge(obs: dict):
-    return SPEC.judge()(obs, {"release": DATA["release"]})
+    return SPEC.judge()(obs, TargetFacts(release=DATA["release"]))
 
 
 def test_the_recorded_run_passes() -> None:
@@ -37,5 +39,5 @@ def test_pages_restored_before_exit_fail_the_precondition() -> None:
 def test_a_warning_in_the_exit_is_the_case_s_failure() -> None:
     record = {"status": "observed", "observations": DATA["observations"], "kmsg": [
         {"seq": 9, "text": "WARNING: CPU: 1 PID: 77 at mm/memory.c:1633 zap_pte_range+0x6d5/0x900"}]}
-    v = cases.judge_record(SPEC, record, {"release": DATA["release"]})
+    v = judge_record(SPEC, record, TargetFacts(release=DATA["release"]))
     assert v.status == Status.FAIL and "kernel messages" in v.failed_checks

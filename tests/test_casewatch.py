@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hmmbench import cases
-from hmmbench.cases.watch import CaseWatch
-from hmmbench.targets.agent import CaseEnded
+from hmmbench.cases.facts import TargetFacts
+from hmmbench.cases.judge import judge_record
+from hmmbench.cases.watch import CaseEnded, CaseWatch
 
 BUG = ["kernel BUG at lib/test_hmm.c:850!", "Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
        "RIP: 0010:dmirror_exclusive+0x2a/0x300", "Call Trace:", " <TASK>", " dmirror_fops_unlocked_ioctl+0x5d/0x90",
@@ -48,7 +49,7 @@ def test_a_fatal_report_ends_the_case_after_the_grace() -> None:
         w(None)
     rec = ended.value.record
     assert rec["status"] == "trouble" and "kernel BUG" in rec["reason"] and rec["kmsg"][0]["text"] == BUG[0]
-    v = cases.judge_record(cases.load_all()["exclusive_basic"], rec, {})
+    v = judge_record(cases.load_all()["exclusive_basic"], rec, TargetFacts())
     assert v.status == "FAIL" and "kernel BUG in dmirror_exclusive" in v.summary
 
 
@@ -87,7 +88,7 @@ def test_the_same_stack_in_d_state_for_30s_is_a_hang_titled_by_its_stack() -> No
         w(stuck(stack))
     rec = ended.value.record
     assert rec["status"] == "hang" and rec["stuck"]["stack"] == stack
-    v = cases.judge_record(cases.load_all()["exclusive_basic"], rec, {})
+    v = judge_record(cases.load_all()["exclusive_basic"], rec, TargetFacts())
     assert v.status == "FAIL" and v.summary == "hang: hang in dmirror_exclusive"
 
 

@@ -44,7 +44,7 @@ BAD_INPUTS = [
     # judge: the results file
     bad("judge {missing}/results.json", "not found", "results.json"),
     bad("judge {truncated}", "truncated", "next:"),
-    bad("judge {gate_json}", "gate report", "hmmbench.results/1"),
+    bad("judge {gate_json}", "gate report", "hmmbench.results/2"),
     bad("judge {json_list}", "not a results object"),
     bad("judge {plain_dir}", "is a directory"),
     bad("judge {no_cases}", "no list of cases"),
@@ -64,7 +64,8 @@ BAD_INPUTS = [
     bad("kernel build --fragment {bad_fragment}", "bad.config:3", "not a Kconfig line"),
     bad("kernel build --fragment {bad_value}", "value", "not y, m, n"),
     bad("kernel build --fragment {plain_dir}", "is a directory"),
-    bad("kernel build --base {missing}/my.config", "--base", "nor an existing config file"),
+    bad("kernel build --base {missing}/my.config", "--config-base", "nor an existing config file"),
+    bad("kernel build --config-base {missing}/my.config", "--config-base", "nor an existing config file"),
     bad("gate --config-base {bad_fragment}", "--config-base", "not a Kconfig line"),
     # guest shape and counts
     bad("run --memory 10", "--memory 10", "at least 576"),
@@ -100,7 +101,8 @@ BAD_INPUTS = [
     bad("run --inventory {inv_missing_key}", "identity", "no such file"),
     # series and bisect
     bad("series --tree {plain_dir} --base HEAD", "--tree", "not a git repository"),
-    bad("series --tree {kernel_repo} --base nope", "--base nope", "no such commit"),
+    bad("series --tree {kernel_repo} --base nope", "--base-rev nope", "no such commit"),
+    bad("series --tree {kernel_repo} --base-rev nope", "--base-rev nope", "no such commit"),
     bad("series --tree {kernel_repo} --base HEAD~1 --tip HEAD~1", "same commit"),
     bad("series --tree {kernel_repo} --base HEAD --patches {empty_dir}", "no *.patch files"),
     bad("series --tree {kernel_repo} --base HEAD --patches {plain_diff}", "a plain diff, not a mail"),

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from hmmbench.cases import kernel_reports as console
+from hmmbench.cases import kernel_reports
 from hmmbench.guest.kmsg import parse_record
 
 
-def reports_of(text: str) -> list[console.CrashReport]:
-    return console.parse(text.splitlines())
+def reports_of(text: str) -> list[kernel_reports.CrashReport]:
+    return kernel_reports.parse(text.splitlines())
 
 
-def one(text: str) -> console.CrashReport:
+def one(text: str) -> kernel_reports.CrashReport:
     reports = reports_of(text)
     assert len(reports) == 1, [r.title for r in reports]
     return reports[0]
@@ -39,7 +39,7 @@ def one(text: str) -> console.CrashReport:
     ("no timestamp here", "no timestamp here"),
 ])
 def test_strip_timestamp(line: str, text: str) -> None:
-    assert console.strip_timestamp(line) == text
+    assert kernel_reports.strip_timestamp(line) == text
 
 
 # ------------------------------------------------------------------------------------------ WARNING
@@ -865,7 +865,7 @@ KTAP = """\
 def test_clean_boot_and_ktap_have_no_reports() -> None:
     assert reports_of(CLEAN_BOOT) == []
     assert reports_of(KTAP) == []
-    assert console.parse([]) == []
+    assert kernel_reports.parse([]) == []
 
 
 # arch/x86/kernel/traps.c show_signal ("traps: " pr_fmt), arch/x86/mm/fault.c show_signal_msg, kernel/signal.c.
@@ -928,14 +928,14 @@ def test_words_without_the_kernel_format_are_not_trouble() -> None:
 
 def test_user_space_faults_are_notes_not_reports() -> None:
     assert reports_of(USER_SPACE) == []
-    notes = console.user_space_notes(USER_SPACE.splitlines())
+    notes = kernel_reports.user_space_notes(USER_SPACE.splitlines())
     assert len(notes) == 5 and not any(n.startswith("Code:") for n in notes)
     assert notes[0].startswith("traps: python3[123] general protection fault ip:")
     assert notes[1].startswith("python3[124]: segfault at 0 ip ")
     # A kernel GPF after them is still kernel trouble, and is no note.
     reports = reports_of(USER_SPACE + GPF)
     assert [r.title for r in reports] == ["general protection fault in dmirror_devmem_free"]
-    assert console.user_space_notes(GPF.splitlines()) == []
+    assert kernel_reports.user_space_notes(GPF.splitlines()) == []
 
 
 # ------------------------------------------------------------------------ contexts, kmsg, printk quirks
@@ -949,7 +949,7 @@ def test_caller_ids_keep_interleaved_tasks_apart() -> None:
             lines.append("[   12.345731][  T235] WARNING: CPU: 0 PID: 235 at lib/test_hmm.c:99 dmirror_fault+0x1/0x2")
             lines.append("[   12.345732][  T235] RIP: 0010:dmirror_fault+0x1/0x2")
             lines.append("[   12.345733][    T1] random: crng init done")
-    reports = console.parse(lines)
+    reports = kernel_reports.parse(lines)
     assert [r.title for r in reports] == ["WARNING in restore_exclusive_pte", "WARNING in dmirror_fault"]
     assert not any("crng" in line or "dmirror_fault" in line for line in reports[0].excerpt)
     assert reports[0].frames[:1] == ["do_swap_page"]
@@ -966,24 +966,24 @@ def test_replayed_printk_message() -> None:
 def test_reports_from_kmsg_records() -> None:
     # /dev/kmsg gives one record per line, without the console's timestamps.
     records = [{"seq": 100 + n, "level": 4, "text": line} for n, line in enumerate(
-        console.strip_timestamp(x) for x in WARNING.splitlines())]
-    (r,) = console.reports_from_kmsg(records)
+        kernel_reports.strip_timestamp(x) for x in WARNING.splitlines())]
+    (r,) = kernel_reports.reports_from_kmsg(records)
     assert r.title == "WARNING in restore_exclusive_pte"
-    assert console.reports_from_kmsg([{"seq": 1}]) == []
+    assert kernel_reports.reports_from_kmsg([{"seq": 1}]) == []
 
 
 def test_kmsg_records_user_space_wrote_are_not_trouble() -> None:
     # Writes to /dev/kmsg get the user facility (1); the kernel's records have facility 0.
     records = [{"seq": 1, "level": 4, "facility": 1, "text": "WARNING: CPU: 0 PID: 1 at x.c:1 f+0x1/0x2"},
                {"seq": 2, "level": 4, "facility": 0, "text": "BUG: workqueue lockup - pool cpus=0 stuck for 32s!"}]
-    assert [r.title for r in console.reports_from_kmsg(records)] == ["BUG: workqueue lockup"]
+    assert [r.title for r in kernel_reports.reports_from_kmsg(records)] == ["BUG: workqueue lockup"]
 
 
 def test_kmsg_record_with_escaped_newlines() -> None:
     # A record printed in one printk with "\n" inside reaches /dev/kmsg with "\x0a" escapes.
     records = [{"seq": 1, "level": 3, "text": "BUG: workqueue leaked atomic, lock or RCU: kworker/0:1[12]\\x0a"
                 "     preempt=0x00000001 lock=0->0 RCU=0->0 workfn=dmirror_work_fn"}]
-    (r,) = console.reports_from_kmsg(records)
+    (r,) = kernel_reports.reports_from_kmsg(records)
     assert r.title == "BUG: workqueue leaked lock or atomic in dmirror_work_fn"
 
 
@@ -999,7 +999,7 @@ def test_kmsg_record_with_escaped_newlines() -> None:
     ("in cfg80211_foo and nl802154_bar at mm/memory.c:42", "in cfg80211_foo and nl802154_bar at mm/memory.c:LINE"),
 ])
 def test_normalize_title(raw: str, title: str) -> None:
-    assert console.normalize_title(raw) == title
+    assert kernel_reports.normalize_title(raw) == title
 
 
 @pytest.mark.parametrize(("value", "letters"), [
@@ -1007,7 +1007,7 @@ def test_normalize_title(raw: str, title: str) -> None:
     (1 | (1 << 5) | (1 << 7), "PBD"),
 ])
 def test_taint_letters(value: int | None, letters: str) -> None:
-    assert console.taint_letters(value) == letters
+    assert kernel_reports.taint_letters(value) == letters
 
 
 def test_parse_kmsg_record() -> None:

@@ -1,9 +1,10 @@
 """The gate: comparing two runs (compare), the facts file's predictions (predictions), the gate report
 (gate.build_report, gate_report) and hmm-tests vs hmmbench (selftest_run.compare / explain_disagreements).
 
-tests/data/run_6.12.json is a REAL recorded run (Linux 6.12.117, Debian's linux-source-6.12, QEMU),
-trimmed: exclusive_basic[npages=1024] and exclusive_repeat (1024-page pagemap lists) and target_config
-were dropped and ``summary`` recomputed for the 15 remaining cases; every other value is as recorded.
+tests/data/run_6.12.json is a REAL recorded run (Linux 6.12.117, Debian's linux-source-6.12, QEMU microvm),
+trimmed: exclusive_basic[npages=1024] and exclusive_repeat (1024-page pagemap lists), every case's page_log
+and target_config were dropped and ``summary`` recomputed for the 16 remaining cases; every other value is
+as recorded.
 
 Every "patched" run below is a FAKE, made by editing a deep copy of that real run: no such run was
 recorded. The post-series fake edits the raw observations the way the facts file
@@ -20,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.kernel_reports import CrashReport
 from hmmbench.cases.rules import decoded, pfns
+from hmmbench.cases.verdict import Verdict
 from hmmbench.guest.pagemap import PM_PFN_MASK, PM_SWAP, SWP_TYPE_BITS
 from hmmbench.reports import compare, predictions
 from hmmbench.reports import gate as gate_report
-from hmmbench.selftest import build as selftest
-from hmmbench.selftest.build import SelftestResult
-from hmmbench.workflows import gate
-from hmmbench.workflows import selftest as selftest_run
+from hmmbench.reports.compare import Change
+from hmmbench.reports.results import CaseResult, RunResult
+from hmmbench.selftest import compare as selftest_compare
+from hmmbench.selftest.ktap import SelftestResult, parse_ktap
 
 DATA = Path(__file__).parent / "data" / "run_6.12.json"
 TYPE_MASK = (1 << SWP_TYPE_BITS) - 1
@@ -70,17 +73,24 @@ def moved(present_raw: int, delta: int) -> int:
     return present_raw & ~PM_PFN_MASK | ((present_raw & PM_PFN_MASK) + delta)
 
 
-def set_verdict(run: dict, case_id: str, status: str, evidence: list[str], summary: str,
-                crashes: list[dict] | None = None) -> None:
-    failed = [line[5:].split(": ")[0] for line in evidence if line.startswith("FAIL ")]
-    entry(run, case_id)["verdict"].update(status=status, evidence=evidence, summary=summary, failed_checks=failed,
-                                          crashes=crashes or [])
+def typed(run: dict) -> RunResult:
+    """The run as every module sees it (the dict edits below are edits of its results.json)."""
+    return RunResult.from_dict(run)
 
 
-def replace_line(run: dict, case_id: str, old_prefix: str, new_line: str) -> None:
-    ev = entry(run, case_id)["verdict"]["evidence"]
-    [i] = [i for i, line in enumerate(ev) if line.startswith(old_prefix)]
-    ev[i] = new_line
+def check(outcome: str, key: str, seen: str, expected: str = "") -> dict:
+    return {"outcome": outcome, "key": key, "seen": seen, "expected": expected}
+
+
+def set_verdict(run: dict, case_id: str, status: str, checks: list[dict], summary: str) -> None:
+    entry(run, case_id)["verdict"].update(status=status, checks=checks, summary=summary, crashes=[])
+
+
+def set_check(run: dict, case_id: str, key: str, outcome: str, seen: str, expected: str | None = None) -> None:
+    [c] = [c for c in entry(run, case_id)["verdict"]["checks"] if c["key"] == key]
+    c.update(outcome=outcome, seen=seen)
+    if expected is not None:
+        c["expected"] = expected
 
 
 # FAKE: the real 6.12 run edited the way the facts file predicts the series changes each observation.
@@ -136,23 +146,19 @@ def fake_post_series(real: dict) -> dict:
 def fake_gate_patched(real: dict) -> dict:
     run = fake_post_series(real)
     set_verdict(run, "exclusive_mapcount", "PASS", [
-        "ok   EXCLUSIVE succeeds: ret=0 errno=0 cpages=4",
-        "note kpagecount before [1, 1, 1, 1]",
-        "ok   kpagecount is 1 while exclusive: [1, 1, 1, 1]",
-        "ok   KPF_MMAP set while exclusive: 4/4 pages",
-        "ok   kpagecount is 1 after the CPU takes them back: [1, 1, 1, 1]",
-        "ok   data intact: True",
+        check("ok", "EXCLUSIVE succeeds", "ret=0 errno=0 cpages=4"),
+        check("note", "kpagecount before", "[1, 1, 1, 1]"),
+        check("ok", "kpagecount counts the exclusive entry as a mapping", "[1, 1, 1, 1]", "[1, 1, 1, 1]"),
+        check("ok", "KPF_MMAP set while exclusive", "4/4 pages", "4/4"),
+        check("ok", "kpagecount after the CPU takes them back", "[1, 1, 1, 1]", "[1, 1, 1, 1]"),
+        check("ok", "data intact", "True"),
     ], "mapcount kept while exclusive")
-    replace_line(run, "exclusive_basic[npages=4]", "ok   swap type is",
-                 "ok   swap type is this kernel's device-exclusive type: seen {30: 4}, expected 30 "
-                 "(version table for 7.2.0)")
-    replace_line(run, "exclusive_basic[npages=4]", "note kpagecount",
-                 "note kpagecount while exclusive: {1: 4} (0 before the series, 1 after)")
-    replace_line(run, "exclusive_fork", "ok   child sees its own change",
-                 "FAIL child sees its own change: {'saw_original': True, 'saw_own': False}")
-    fork = entry(run, "exclusive_fork")["verdict"]
-    fork.update(status="FAIL", summary="failed: child sees its own change",
-                failed_checks=["child sees its own change"])
+    set_check(run, "exclusive_basic[npages=4]", "swap type is this kernel's device-exclusive type", "ok",
+              "seen {30: 4}", "30 (version table for 7.2.0)")
+    set_check(run, "exclusive_basic[npages=4]", "kpagecount while exclusive", "note",
+              "{1: 4} (0 before the series, 1 after)")
+    set_check(run, "exclusive_fork", "child sees its own change", "FAIL", "{'saw_original': True, 'saw_own': False}")
+    entry(run, "exclusive_fork")["verdict"].update(status="FAIL", summary="failed: child sees its own change")
     set_verdict(run, "exclusive_ksm", "SKIP", [], "KSM not available (FAKE)")
     return run
 
@@ -160,35 +166,34 @@ def fake_gate_patched(real: dict) -> dict:
 # ---------------------------------------------------------------------------------------- compare
 
 
-def test_evidence_map_on_real_check_and_note_lines(real: dict) -> None:
-    m = compare.evidence_map(entry(real, "exclusive_basic[npages=4]")["verdict"])
+def verdict_of(run: dict, case_id: str) -> Verdict:
+    return Verdict.from_dict(entry(run, case_id)["verdict"])
+
+
+def test_check_map_pairs_by_key_on_real_checks_and_notes(real: dict) -> None:
+    m = compare.check_map(verdict_of(real, "exclusive_basic[npages=4]"))
     assert m["EXCLUSIVE succeeds on every page"] == "ret=0 errno=0 cpages=4 of 4"
-    # the seen-text keeps its own ": " (inside braces)
-    assert m["swap type is this kernel's device-exclusive type"] == \
-        "seen {29: 4}, expected 29 (version table for 6.12.117)"
-    assert m["note: calibration"] == "a device-private entry has swap type 27 (device-exclusive expected at 29)"
+    assert m["swap type is this kernel's device-exclusive type"] == "seen {29: 4} (expected 29 (version table for " \
+                                                                   "6.12.117))"
     assert m["note: kpagecount while exclusive"] == "{0: 4} (0 before the series, 1 after)"
-    m = compare.evidence_map(entry(real, "exclusive_mapcount")["verdict"])
-    assert m["kpagecount is 1 while exclusive"] == "[0, 0, 0, 0]"  # a FAIL line
-    assert m["note: kpagecount before [1, 1, 1, 1]"] == ""  # a note without "name: "
-    m = compare.evidence_map(entry(real, "exclusive_thp")["verdict"])
-    assert m["note: AnonHugePages 4096 kB before, 0 kB after (a drop means the PMD was split)"] == ""
-    assert m["head page: exactly the requested PTE is exclusive"] == "512 of 512 PTEs exclusive (first [0, 1, 2, 3])"
+    m = compare.check_map(verdict_of(real, "exclusive_mapcount"))
+    assert m["kpagecount counts the exclusive entry as a mapping"] == "FAIL: [0, 0, 0, 0] (expected [1, 1, 1, 1])"
+    assert m["note: kpagecount before"] == "[1, 1, 1, 1]"
+    # Keys hold no values: the errno is in seen/expected, so both kernels have the same key.
+    m = compare.check_map(verdict_of(real, "exclusive_shared_and_file"))
+    assert m["shared_anon: refused"].startswith("ret=-1 errno=EBUSY cpages=0")
 
 
-def test_evidence_map_keeps_every_real_line(real: dict) -> None:
-    """Check names that contain ": " (``shared_anon: refused with EBUSY``) must not collapse into one key."""
+def test_check_map_keeps_every_real_check(real: dict) -> None:
     for c in real["cases"]:
-        assert len(compare.evidence_map(c["verdict"])) == len(c["verdict"]["evidence"]), c["id"]
-    m = compare.evidence_map(entry(real, "exclusive_shared_and_file")["verdict"])
-    assert m["shared_anon: refused with EBUSY"] == "ret=-1 errno=EBUSY cpages=0"
-    assert m["shared_anon: page state unchanged"] == "no swap entries, same PFNs"
-    assert m["ext4_private_pagecache: refused with EBUSY"] == "ret=0 errno=0 cpages=4"
+        v = Verdict.from_dict(c["verdict"])
+        assert len(compare.check_map(v)) == len(v.checks), c["id"]
 
 
-def test_evidence_map_ignores_lines_that_are_not_evidence() -> None:
-    assert compare.evidence_map({"evidence": ["random text", "okay: x"]}) == {}
-    assert compare.evidence_map({}) == {}
+def test_a_repeated_key_is_numbered_not_lost() -> None:
+    v = Verdict.from_dict({"status": "FAIL", "summary": "", "checks": [
+        check("note", "uninterruptible task", "a"), check("note", "uninterruptible task", "b")]})
+    assert compare.check_map(v) == {"note: uninterruptible task": "a", "note: uninterruptible task #2": "b"}
 
 
 @pytest.mark.parametrize(("base", "patched", "new", "category"), [
@@ -207,7 +212,7 @@ def test_categorize_every_transition(base: str, patched: str, new: list[str], ca
 
 
 def test_diff_of_the_real_run_with_itself_changes_nothing(real: dict) -> None:
-    diffs = compare.diff_runs(real, copy.deepcopy(real))
+    diffs = compare.diff_runs(typed(real), typed(real))
     assert [d.id for d in diffs] == [c["id"] for c in real["cases"]]
     for d, c in zip(diffs, real["cases"], strict=True):
         status = c["verdict"]["status"]
@@ -221,19 +226,17 @@ def test_diff_of_the_real_run_with_itself_changes_nothing(real: dict) -> None:
 def test_diff_lists_the_changed_lines_of_a_regression(real: dict) -> None:
     # FAKE patched run: exclusive_bad_args flips PASS -> FAIL, read_only now accepted and its PTEs changed.
     patched = copy.deepcopy(real)
-    replace_line(patched, "exclusive_bad_args", "ok   read_only: refused:",
-                 "FAIL read_only: refused: ret=0 errno=0 cpages=4")
-    replace_line(patched, "exclusive_bad_args", "ok   read_only: target unchanged:",
-                 "FAIL read_only: target unchanged: pagemap changed")
+    set_check(patched, "exclusive_bad_args", "read_only: refused", "FAIL", "ret=0 errno=0 cpages=4")
+    set_check(patched, "exclusive_bad_args", "read_only: target unchanged", "FAIL", "pagemap changed")
     entry(patched, "exclusive_bad_args")["verdict"].update(
-        status="FAIL", summary="failed: read_only: refused, read_only: target unchanged",
-        failed_checks=["read_only: refused", "read_only: target unchanged"])
-    diffs = {d.id: d for d in compare.diff_runs(real, patched)}
+        status="FAIL", summary="failed: read_only: refused, read_only: target unchanged")
+    diffs = {d.id: d for d in compare.diff_runs(typed(real), typed(patched))}
     d = diffs["exclusive_bad_args"]
     assert (d.base, d.patched, d.category) == ("PASS", "FAIL", "regressed")
     assert d.changes == [
-        {"what": "read_only: refused", "base": "ret=-1 errno=EBUSY cpages=0", "patched": "ret=0 errno=0 cpages=4"},
-        {"what": "read_only: target unchanged", "base": "same pagemap", "patched": "pagemap changed"},
+        Change("read_only: refused", "ret=-1 errno=EBUSY cpages=0 (expected ret=-1, an errno)",
+               "FAIL: ret=0 errno=0 cpages=4 (expected ret=-1, an errno)"),
+        Change("read_only: target unchanged", "same pagemap", "FAIL: pagemap changed"),
     ]
     assert d.base_summary.startswith("errnos: unaligned_address=EINVAL")
     assert d.patched_summary == "failed: read_only: refused, read_only: target unchanged"
@@ -246,16 +249,16 @@ def test_diff_new_kernel_message_on_a_failing_case_is_a_regression(real: dict) -
     # FAKE: the (really failing) exclusive_thp case also prints an oops on the patched kernel.
     patched = copy.deepcopy(real)
     title = "BUG: kernel NULL pointer dereference, address: 0000000000000008"
-    crash = CrashReport(title=title, kind="bug", first_line=title).to_dict()
+    crash = CrashReport(title=title, kind="oops", first_line=title, fatal=True).to_dict()
     v = entry(patched, "exclusive_thp")["verdict"]
     v["crashes"] = [crash]
-    v["evidence"] = [f"FAIL kernel messages: {title}", *v["evidence"]]
-    d = next(x for x in compare.diff_runs(real, patched) if x.id == "exclusive_thp")
+    v["checks"] = [check("FAIL", "kernel messages", title), *v["checks"]]
+    d = next(x for x in compare.diff_runs(typed(real), typed(patched)) if x.id == "exclusive_thp")
     assert (d.base, d.patched, d.category) == ("FAIL", "FAIL", "regressed")
     assert d.new_messages == [title]
-    assert d.changes == [{"what": "kernel messages", "base": "-", "patched": title}]
+    assert d.changes == [Change("kernel messages", "-", f"FAIL: {title}")]
     # the same message in both runs is not new
-    d = next(x for x in compare.diff_runs(patched, patched) if x.id == "exclusive_thp")
+    d = next(x for x in compare.diff_runs(typed(patched), typed(patched)) if x.id == "exclusive_thp")
     assert (d.category, d.new_messages) == ("still failing", [])
 
 
@@ -265,7 +268,7 @@ def test_diff_case_in_only_one_run(real: dict) -> None:
     extra = copy.deepcopy(entry(real, "exclusive_fork"))
     extra.update(id="exclusive_future", case="exclusive_future")  # FAKE case only the patched run has
     patched["cases"].append(extra)
-    diffs = compare.diff_runs(real, patched)
+    diffs = compare.diff_runs(typed(real), typed(patched))
     assert diffs[-1].id == "exclusive_future"  # base order first, then what only the patched run has
     by = {d.id: d for d in diffs}
     assert (by["exclusive_ksm"].base, by["exclusive_ksm"].patched, by["exclusive_ksm"].category) == \
@@ -293,10 +296,10 @@ def test_the_fake_post_series_run_is_what_the_facts_file_describes(real: dict) -
 
 
 def test_every_prediction_confirmed_on_real_612_vs_fake_post_series(real: dict) -> None:
-    rows = predictions.check_all(real, fake_post_series(real))
+    rows = predictions.check_all(typed(real), typed(fake_post_series(real)))
     assert len(rows) == len(predictions.PREDICTIONS)
-    assert {r["name"]: r["status"] for r in rows} == {p.name: "confirmed" for p in predictions.PREDICTIONS}
-    seen = {r["case"] + " / " + r["name"]: (r["seen_before"], r["seen_after"]) for r in rows}
+    assert {r.name: r.status for r in rows} == {p.name: "confirmed" for p in predictions.PREDICTIONS}
+    seen = {r.case + " / " + r.name: (r.seen_before, r.seen_after) for r in rows}
     assert seen["exclusive_basic[npages=4] / swap type of a writable device-exclusive entry"] == ("[29]", "[30]")
     assert seen["exclusive_mprotect / PTE restored after mprotect RO->RW and a CPU read"] == ("read-only", "writable")
     assert seen["exclusive_mapcount / kpagecount of a device-exclusive page"] == ("[0, 0, 0, 0]", "[1, 1, 1, 1]")
@@ -312,12 +315,12 @@ def test_every_prediction_confirmed_on_real_612_vs_fake_post_series(real: dict) 
 def test_a_broken_prediction_is_refuted_and_shows_both_values(real: dict) -> None:
     fake = fake_post_series(real)
     obs(fake, "exclusive_mapcount")["while_exclusive"]["kpagecount"] = [0, 0, 0, 0]  # as before the series
-    rows = predictions.check_all(real, fake)
-    bad = [r for r in rows if r["status"] != "confirmed"]
-    assert [r["name"] for r in bad] == ["kpagecount of a device-exclusive page"]
-    assert bad[0]["status"] == "refuted"
-    assert (bad[0]["seen_before"], bad[0]["seen_after"]) == ("[0, 0, 0, 0]", "[0, 0, 0, 0]")
-    assert (bad[0]["predicted_before"], bad[0]["predicted_after"]) == ("[0, 0, 0, 0]", "[1, 1, 1, 1]")
+    rows = predictions.check_all(typed(real), typed(fake))
+    bad = [r for r in rows if r.status != "confirmed"]
+    assert [r.name for r in bad] == ["kpagecount of a device-exclusive page"]
+    assert bad[0].status == "refuted"
+    assert (bad[0].seen_before, bad[0].seen_after) == ("[0, 0, 0, 0]", "[0, 0, 0, 0]")
+    assert (bad[0].predicted_before, bad[0].predicted_after) == ("[0, 0, 0, 0]", "[1, 1, 1, 1]")
 
 
 def test_thp_prediction_is_not_confirmed_by_511_ptes(real: dict) -> None:
@@ -326,111 +329,134 @@ def test_thp_prediction_is_not_confirmed_by_511_ptes(real: dict) -> None:
     t = obs(fake, "exclusive_thp")
     t["after_tail"] = [exclusive_entry(x) for x in t["before"][t["pages_per_thp"]:]]
     t["after_tail"][0] = t["before"][t["pages_per_thp"]]  # 511 of 512 exclusive
-    row = next(r for r in predictions.check_all(real, fake) if r["case"] == "exclusive_thp")
-    assert row["seen_after"] == "head: ret 0 1 PTE(s) exclusive; tail: ret 0 (0) 511 PTE(s) exclusive"
-    assert row["status"] == "refuted"
+    row = next(r for r in predictions.check_all(typed(real), typed(fake)) if r.case == "exclusive_thp")
+    assert row.seen_after == "head: ret 0 1 PTE(s) exclusive; tail: ret 0 (0) 511 PTE(s) exclusive"
+    assert row.status == "refuted"
 
 
 def test_a_missing_or_unobserved_case_is_not_checked(real: dict) -> None:
     fake = fake_post_series(real)
     fake["cases"] = [c for c in fake["cases"] if c["id"] != "exclusive_hugetlb"]
     entry(fake, "exclusive_migration")["record"]["status"] = "hang"
-    rows = {r["case"]: r for r in predictions.check_all(real, fake)}
+    rows = {r.case: r for r in predictions.check_all(typed(real), typed(fake))}
     for case in ("exclusive_hugetlb", "exclusive_migration"):
-        assert rows[case]["status"] == "not checked"
-        assert rows[case]["seen_before"] is None and rows[case]["seen_after"] is None
-    assert rows["exclusive_mapcount"]["status"] == "confirmed"
+        assert rows[case].status == "not checked"
+        assert rows[case].seen_before is None and rows[case].seen_after is None
+    assert rows["exclusive_mapcount"].status == "confirmed"
 
 
 # ------------------------------------------------------------------------------------------- gate
 
 
 @pytest.fixture
-def report(real: dict) -> dict:
-    return gate.build_report("debian-6.12", "debian-7.2", real, fake_gate_patched(real))
+def report(real: dict) -> gate_report.GateReport:
+    return gate_report.build_report("debian-6.12", "debian-7.2", typed(real), typed(fake_gate_patched(real)))
 
 
-def test_build_report_categories_and_exit_code(report: dict, real: dict) -> None:
-    cats = {c["id"]: c["category"] for c in report["cases"]}
+def test_build_report_categories_and_exit_code(report: gate_report.GateReport, real: dict) -> None:
+    cats = {c.id: c.category for c in report.cases}
     assert cats["exclusive_fork"] == "regressed"
     assert cats["exclusive_mapcount"] == "fixed"
     assert cats["exclusive_ksm"] == "changed"
     assert cats["exclusive_basic[npages=4]"] == "still passing"
-    assert report["regressed"] is True and report["exit_code"] == 1
-    assert report["counts"]["regressed"] == 1 and report["counts"]["fixed"] == 1
-    assert sum(report["counts"].values()) == len(real["cases"])
-    assert report["schema"] == gate_report.SCHEMA
-    assert report["base"]["release"] == "6.12.117" and report["patched"]["release"] == "7.2.0"
+    assert report.regressed is True and report.exit_code == 1
+    assert report.counts["regressed"] == 1 and report.counts["fixed"] == 1
+    assert sum(report.counts.values()) == len(real["cases"])
+    assert report.base.release == "6.12.117" and report.patched.release == "7.2.0"
     # the releases straddle the series, so the predictions are checked (the fake confirms them all)
-    assert {p["status"] for p in report["predictions"]} == {"confirmed"}
-    basic = next(c for c in report["cases"] if c["id"] == "exclusive_basic[npages=4]")
-    assert {ch["what"] for ch in basic["changes"]} == {"swap type is this kernel's device-exclusive type",
-                                                       "note: kpagecount while exclusive"}
-    json.dumps(report)  # the JSON report is serializable as is
+    assert {p.status for p in report.predictions} == {"confirmed"}
+    basic = next(c for c in report.cases if c.id == "exclusive_basic[npages=4]")
+    assert {ch.what for ch in basic.changes} == {"swap type is this kernel's device-exclusive type",
+                                                 "note: kpagecount while exclusive"}
+    data = json.loads(json.dumps(report.to_dict()))  # the JSON report, schema hmmbench.gate/1
+    assert data["schema"] == gate_report.SCHEMA and data["exit_code"] == 1
+    assert data["cases"][0]["changes"][0].keys() == {"what", "base", "patched"}
+
+
+def test_every_check_pairs_across_two_real_kernels() -> None:
+    """Keys hold no values: a check that ran on both kernels is on both sides ("-" never stands for it)."""
+    runs = {}
+    for kernel in ("6.12", "7.2"):
+        rec = json.loads((DATA.parent / f"observations_{kernel}.json").read_text())
+        facts = TargetFacts.from_info(rec["target"])
+        runs[kernel] = [CaseResult(cid, c["case"], {}, 0.0, c_verdict(c, facts)) for cid, c in rec["cases"].items()]
+    for base, patched in zip(runs["6.12"], runs["7.2"], strict=True):
+        keys = set(compare.check_map(base.verdict)) & set(compare.check_map(patched.verdict))
+        assert set(compare.check_map(base.verdict)) == set(compare.check_map(patched.verdict)) == keys, base.id
+
+
+def c_verdict(c: dict, facts: TargetFacts) -> Verdict:
+    from hmmbench import cases
+    from hmmbench.cases.judge import judge_record
+
+    return judge_record(cases.load_all()[c["case"]], c["record"], facts)
 
 
 def test_build_report_without_regression_exits_0(real: dict) -> None:
-    rep = gate.build_report("debian-6.12", "debian-6.12", real, copy.deepcopy(real))
-    assert (rep["exit_code"], rep["regressed"], rep["predictions"]) == (0, False, [])
+    rep = gate_report.build_report("debian-6.12", "debian-6.12", typed(real), typed(real))
+    assert (rep.exit_code, rep.regressed, rep.predictions) == (0, False, [])
     patched = fake_gate_patched(real)
     entry(patched, "exclusive_fork")["verdict"] = copy.deepcopy(entry(real, "exclusive_fork")["verdict"])
-    rep = gate.build_report("debian-6.12", "debian-7.2", real, patched)
-    assert (rep["exit_code"], rep["regressed"]) == (0, False)
+    rep = gate_report.build_report("debian-6.12", "debian-7.2", typed(real), typed(patched))
+    assert (rep.exit_code, rep.regressed) == (0, False)
     assert "REGRESSIONS" not in gate_report.text(rep)
     assert "not ok" not in gate_report.ktap(rep)
 
 
-def test_ktap_plan_and_not_ok_exactly_for_regressions(report: dict) -> None:
+def test_ktap_plan_and_not_ok_exactly_for_regressions(report: gate_report.GateReport) -> None:
     out = gate_report.ktap(report)
     lines = out.splitlines()
     assert lines[0] == "KTAP version 1"
-    assert lines[1] == f"1..{len(report['cases'])}"
+    assert lines[1] == f"1..{len(report.cases)}"
     results = [line for line in lines if not line.startswith("#")][2:]
-    assert len(results) == len(report["cases"])
-    for i, (line, c) in enumerate(zip(results, report["cases"], strict=True), 1):
-        want = "not ok" if c["category"] == "regressed" else "ok"
-        assert line.startswith(f"{want} {i} {c['id']}"), line
+    assert len(results) == len(report.cases)
+    for i, (line, c) in enumerate(zip(results, report.cases, strict=True), 1):
+        want = "not ok" if c.category == "regressed" else "ok"
+        assert line.startswith(f"{want} {i} {c.id}"), line
     assert [line for line in results if line.startswith("not ok")] == [
-        f"not ok {i} exclusive_fork" for i, c in enumerate(report["cases"], 1) if c["id"] == "exclusive_fork"]
+        f"not ok {i} exclusive_fork" for i, c in enumerate(report.cases, 1) if c.id == "exclusive_fork"]
     assert any(line.endswith("exclusive_ksm # SKIP") for line in results)
     # the project's own KTAP parser reads it back
-    parsed = {r.name: r.status for r in selftest.parse_ktap(out)}
+    parsed = {r.name: r.status for r in parse_ktap(out)}
     assert parsed["exclusive_fork"] == "FAIL"
     assert parsed["exclusive_ksm"] == "SKIP"
     assert [n for n, s in parsed.items() if s == "FAIL"] == ["exclusive_fork"]
-    assert len(parsed) == len(report["cases"])
+    assert len(parsed) == len(report.cases)
 
 
-def test_junit_one_failure_per_regression(report: dict, tmp_path: Path) -> None:
+def test_junit_one_failure_per_regression(report: gate_report.GateReport, tmp_path: Path) -> None:
     path = tmp_path / "out" / "gate-junit.xml"
     gate_report.junit(report, path)
     root = ET.parse(path).getroot()
     suite = root.find("testsuite")
     assert suite is not None
-    assert suite.get("tests") == str(len(report["cases"])) and suite.get("failures") == "1"
+    assert suite.get("tests") == str(len(report.cases)) and suite.get("failures") == "1"
     assert "6.12.117" in suite.get("name", "") and "7.2.0" in suite.get("name", "")
     failures = [(tc.get("name"), tc.find("failure")) for tc in suite.iter("testcase") if tc.find("failure") is not None]
     assert [n for n, _f in failures] == ["exclusive_fork"]
     f = failures[0][1]
     assert f.get("message") == "PASS -> FAIL"
-    assert "child sees its own change: {'saw_original': True, 'saw_own': True} -> " in (f.text or "")
-    assert len(list(suite.iter("testcase"))) == len(report["cases"])
+    assert "child sees its own change: {'saw_original': True, 'saw_own': True" in (f.text or "")
+    assert "-> FAIL: {'saw_original': True, 'saw_own': False}" in (f.text or "")
+    assert len(list(suite.iter("testcase"))) == len(report.cases)
 
 
-def test_mail_names_both_kernels_and_shows_the_evidence(report: dict) -> None:
+def test_mail_names_both_kernels_and_shows_the_evidence(report: gate_report.GateReport) -> None:
     text = gate_report.mail(report)
     assert text.startswith("hmmbench ")
     assert "6.12.117 -> 7.2.0" in text.splitlines()[0]
-    for side in ("base", "patched"):
-        for key in ("release", "tree_identity", "config_hash"):
-            assert report[side][key] in text, (side, key)
+    for side in (report.base, report.patched):
+        for value in (side.release, side.tree_identity, side.config_hash):
+            assert value in text, value
     assert "debian:linux-source-6.12=6.12.117-1~deb12u1:sha256:e849faf31ca35557" in text
-    assert "bf88687a019a5ee0" in text
+    assert "fa4efa4efa4efa4e" in text
     # a changed observation, with both values
     assert "  swap type is this kernel's device-exclusive type:\n" \
-           "      base:    seen {29: 4}, expected 29 (version table for 6.12.117)\n" \
-           "      patched: seen {30: 4}, expected 30 (version table for 7.2.0)" in text
-    assert "  kpagecount is 1 while exclusive:\n      base:    [0, 0, 0, 0]\n      patched: [1, 1, 1, 1]" in text
+           "      base:    seen {29: 4} (expected 29 (version table for 6.12.117))\n" \
+           "      patched: seen {30: 4} (expected 30 (version table for 7.2.0))" in text
+    assert "  kpagecount counts the exclusive entry as a mapping:\n" \
+           "      base:    FAIL: [0, 0, 0, 0] (expected [1, 1, 1, 1])\n" \
+           "      patched: [1, 1, 1, 1] (expected [1, 1, 1, 1])" in text
     assert "exclusive_fork: PASS -> FAIL (regressed)" in text
     assert "REGRESSIONS" in text
     assert "[confirmed] kpagecount of a device-exclusive page" in text
@@ -439,11 +465,11 @@ def test_mail_names_both_kernels_and_shows_the_evidence(report: dict) -> None:
     assert "exclusive_soft_dirty" not in evidence
 
 
-def test_text_lists_regressions_first(report: dict) -> None:
+def test_text_lists_regressions_first(report: gate_report.GateReport) -> None:
     rows = [line for line in gate_report.text(report).splitlines() if line.startswith("exclusive_")]
     assert rows[0].split()[:4] == ["exclusive_fork", "PASS", "FAIL", "regressed"]
     assert rows[0].endswith("regressed (1 observation(s) changed)")
-    assert len(rows) == len(report["cases"])
+    assert len(rows) == len(report.cases)
 
 
 # ----------------------------------------------------------------------------- selftest vs hmmbench
@@ -465,27 +491,27 @@ def selftest_results(private_exclusive: str = "FAIL") -> list[SelftestResult]:
 
 def test_selftest_disagreement_and_thp_explanation(real: dict) -> None:
     parsed = selftest_results()
-    rows, disagreements = selftest_run.compare(parsed, real["cases"])
-    assert [(r["selftest"], r["selftest_status"], r["case"], r["case_status"]) for r in rows] == [
+    rows, disagreements = selftest_compare.compare(parsed, typed(real).cases)
+    assert [(r.selftest, r.selftest_status, r.case, r.case_status) for r in rows] == [
         ("hmm.hmm_device_private.exclusive", "FAIL", "exclusive_basic", "PASS"),
         ("hmm.hmm_device_private.exclusive_mprotect", "PASS", "exclusive_mprotect", "PASS"),
         ("hmm.hmm_device_private.exclusive_cow", "PASS", "exclusive_fork", "PASS"),
         ("hmm.hmm_device_coherent.exclusive", "PASS", "exclusive_basic", "PASS"),
     ]
-    assert rows[0]["diagnostics"] == list(EBUSY_DIAG)
+    assert rows[0].diagnostics == EBUSY_DIAG
     assert disagreements == [
         "hmm.hmm_device_private.exclusive: hmm-tests says FAIL, hmmbench exclusive_basic says PASS"]
-    thp = entry(real, "exclusive_thp")["verdict"]  # the real THP verdict (FAIL on 6.12)
-    why = selftest_run.explain_disagreements(parsed, thp, real["target_info"]["thp_enabled"])
+    thp = typed(real).case("exclusive_thp")  # the real THP verdict (FAIL on 6.12)
+    why = selftest_compare.explain_disagreements(parsed, thp, real["target_info"]["thp_enabled"])
     assert "THP" in why and "(-16)" in why and "'[always] madvise never'" in why
     assert "exclusive_thp, which is FAIL: failed: head page: exactly the requested PTE is exclusive" in why
 
 
 def test_selftest_no_explanation_without_ebusy_or_thp_case(real: dict) -> None:
-    thp = entry(real, "exclusive_thp")["verdict"]
-    assert selftest_run.explain_disagreements(selftest_results("PASS"), thp, "always") == ""
-    assert selftest_run.explain_disagreements(selftest_results(), None, "always") == ""
-    _rows, disagreements = selftest_run.compare(selftest_results("PASS"), real["cases"])
+    thp = typed(real).case("exclusive_thp")
+    assert selftest_compare.explain_disagreements(selftest_results("PASS"), thp, "always") == ""
+    assert selftest_compare.explain_disagreements(selftest_results(), None, "always") == ""
+    _rows, disagreements = selftest_compare.compare(selftest_results("PASS"), typed(real).cases)
     assert disagreements == []
 
 
@@ -493,14 +519,14 @@ def test_selftest_compare_never_reports_an_error_or_skip_as_pass(real: dict) -> 
     ours = copy.deepcopy([c for c in real["cases"] if c["case"] in ("exclusive_basic", "exclusive_fork")])
     entry({"cases": ours}, "exclusive_basic[npages=4]")["verdict"]["status"] = "ERROR"
     entry({"cases": ours}, "exclusive_fork")["verdict"]["status"] = "SKIP"
-    rows, disagreements = selftest_run.compare(selftest_results(), ours)
-    status = {r["selftest"]: r["case_status"] for r in rows}
+    rows, disagreements = selftest_compare.compare(selftest_results(), typed({"cases": ours}).cases)
+    status = {r.selftest: r.case_status for r in rows}
     assert status["hmm.hmm_device_private.exclusive"] == "ERROR"
     assert status["hmm.hmm_device_private.exclusive_cow"] == "SKIP"
     assert status["hmm.hmm_device_private.exclusive_mprotect"] == "not run"
     assert disagreements == []
     parsed = [SelftestResult("hmm.hmm_device_private.exclusive_cow", "FAIL", 24)]
-    _rows, disagreements = selftest_run.compare(parsed, real["cases"])
+    _rows, disagreements = selftest_compare.compare(parsed, typed(real).cases)
     assert disagreements == [
         "hmm.hmm_device_private.exclusive_cow: hmm-tests says FAIL, hmmbench exclusive_fork says PASS"]
 
@@ -523,7 +549,7 @@ def test_post_series_errnos_pass_the_rules() -> None:
 
     for kernel, name in (("7.2", "EOPNOTSUPP"), ("6.12", "EBUSY")):
         rec = json.loads((DATA.parent / f"observations_{kernel}.json").read_text())
-        tgt = rec["target"]
+        tgt = TargetFacts.from_info(rec["target"])
         o = rec["cases"]["exclusive_hugetlb"]["record"]["observations"]
         v = exclusive_hugetlb.judge(o, tgt)
         assert v.status == "PASS", v.evidence
@@ -534,14 +560,3 @@ def test_post_series_errnos_pass_the_rules() -> None:
         assert v.status == "PASS", v.evidence
         for mapping in ("shared_anon", "ext4_shared"):
             assert any(line.startswith(f"ok   {mapping}: refused: ret=-1 errno={name}") for line in v.evidence)
-
-
-def test_evidence_map_names_and_seen_texts_with_colons() -> None:
-    title = "WARNING: CPU: 1 PID: 77 at mm/rmap.c:2491 try_to_migrate_one+0x1/0x2"
-    m = compare.evidence_map({"evidence": [
-        f"FAIL kernel messages: {title}",
-        "ok   a: refused: ret=-1",
-        "FAIL a: data intact: False",
-        "ok   b: x: seen {1: 2}",
-    ]})
-    assert m == {"kernel messages": title, "a: refused": "ret=-1", "a: data intact": "False", "b": "x: seen {1: 2}"}

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from hmmbench import cases
+from hmmbench.cases.facts import TargetFacts
+from hmmbench.cases.judge import judge_record as judge_record_with_facts
 from hmmbench.cases.rules import write_fault_signal
 from hmmbench.cases.verdict import Checks, Outcome, Status, Verdict
 from hmmbench.guest.pagemap import PM_SOFT_DIRTY, PM_UFFD_WP
-from hmmbench.reports import results
-from hmmbench.reports import text as report
+from hmmbench.reports import results, text
 
 DATA = Path(__file__).parent / "data"
 ERRNO_NAMES = set(errno.errorcode.values()) | {"EOPNOTSUPP"}
@@ -49,7 +50,12 @@ def obs(kernel: str, case_id: str) -> dict:
 
 
 def judge(case_id: str, o: dict, tgt: dict) -> Verdict:
-    return SPECS[case_id.split("[")[0]].judge()(o, tgt)
+    """The case's rule on observations ``o``, with the facts of the (recorded, perhaps edited) info record."""
+    return SPECS[case_id.split("[")[0]].judge()(o, TargetFacts.from_info(tgt))
+
+
+def judge_record(spec, record: dict, tgt: dict, console_lines: list[str] | None = None) -> Verdict:
+    return judge_record_with_facts(spec, record, TargetFacts.from_info(tgt), console_lines)
 
 
 def outcome(v: Verdict, key: str) -> Outcome:
@@ -75,7 +81,7 @@ def with_bit(entries: list[int], bit: int, on: bool, pages: slice = slice(None))
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_recorded_runs_keep_the_known_verdicts(kernel: str) -> None:
     for case_id, entry in _recorded(kernel)["cases"].items():
-        v = cases.judge_record(SPECS[entry["case"]], copy.deepcopy(entry["record"]), target(kernel))
+        v = judge_record(SPECS[entry["case"]], copy.deepcopy(entry["record"]), target(kernel))
         want = Status.FAIL if kernel == "6.12" and entry["case"] in FAIL_ON_612 else Status.PASS
         assert v.status == want, (kernel, case_id, v.summary, v.evidence)
 
@@ -566,42 +572,43 @@ def record(status: str = "observed", **extra) -> dict:
 
 
 def test_record_observed_pass() -> None:
-    v = cases.judge_record(SPEC, record(), TARGET)
+    v = judge_record(SPEC, record(), TARGET)
     assert v.status == Status.PASS
     assert v.crashes == []
 
 
 def test_record_skip() -> None:
-    v = cases.judge_record(SPEC, record("skip", reason="EXCLUSIVE not in this kernel's test_hmm uapi"), TARGET)
+    v = judge_record(SPEC, record("skip", reason="EXCLUSIVE not in this kernel's test_hmm uapi"), TARGET)
     assert v.status == Status.SKIP
     assert v.summary == "EXCLUSIVE not in this kernel's test_hmm uapi"
 
 
 def test_record_error_keeps_the_traceback_tail() -> None:
     tb = "\n".join(f"line {n}" for n in range(10))
-    v = cases.judge_record(SPEC, record("error", reason="OSError: /dev/hmm_dmirror0", traceback=tb), TARGET)
+    v = judge_record(SPEC, record("error", reason="OSError: /dev/hmm_dmirror0", traceback=tb), TARGET)
     assert v.status == Status.ERROR
-    assert v.evidence == [f"line {n}" for n in range(4, 10)]
+    assert [c.seen for c in v.checks] == [f"line {n}" for n in range(4, 10)]
+    assert {c.key for c in v.checks} == {"guest traceback"}
 
 
 def test_record_hang() -> None:
-    v = cases.judge_record(SPEC, record("hang", timeout=300.0), TARGET)
+    v = judge_record(SPEC, record("hang", timeout=300.0), TARGET)
     assert v.status == Status.FAIL
     assert "hang" in v.summary and "300.0" in v.summary and "no kernel message" in v.summary
-    assert v.failed_checks == ["hang"]
+    assert v.failed_checks == ["finished"]
 
 
 def test_record_hang_names_the_console_report() -> None:
     lockup = ["watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [python3:301]",
               "RIP: 0010:dmirror_exclusive+0x1b0/0x2a0 [test_hmm]"]
-    v = cases.judge_record(SPEC, record("hang", timeout=300.0), TARGET, console_lines=lockup)
+    v = judge_record(SPEC, record("hang", timeout=300.0), TARGET, console_lines=lockup)
     assert v.status == Status.FAIL
     assert "BUG: soft lockup in dmirror_exclusive" in v.summary
-    assert v.crashes[0]["kind"] == "soft_lockup"
+    assert v.crashes[0].kind == "soft_lockup"
 
 
 def test_record_lost() -> None:
-    v = cases.judge_record(SPEC, record("lost", reason="SSH connection reset"), TARGET)
+    v = judge_record(SPEC, record("lost", reason="SSH connection reset"), TARGET)
     assert v.status == Status.FAIL
     assert "target lost during the case (possible crash)" in v.summary
     assert v.evidence == ["FAIL target alive: SSH connection reset"]
@@ -610,17 +617,17 @@ def test_record_lost() -> None:
 def test_observed_with_kernel_warning_fails_despite_good_observations() -> None:
     kmsg = [{"seq": 500 + n, "level": 4, "facility": 0, "ts_usec": 12345678, "text": t}
             for n, t in enumerate(WARNING_TEXTS)]
-    v = cases.judge_record(SPEC, record(kmsg=kmsg), TARGET)
+    v = judge_record(SPEC, record(kmsg=kmsg), TARGET)
     assert v.status == Status.FAIL
     assert "WARNING in restore_exclusive_pte" in v.summary
     assert v.failed_checks == ["kernel messages"]
-    assert v.crashes[0]["location"] == "mm/memory.c:4170"
+    assert v.crashes[0].location == "mm/memory.c:4170"
     # The case's own checks are still there as evidence (all ok).
     assert any(line.startswith("ok   swap type") for line in v.evidence)
 
 
 def test_console_lines_are_used_when_kmsg_is_empty() -> None:
-    v = cases.judge_record(SPEC, record(), TARGET, console_lines=[f"[   12.3] {t}" for t in WARNING_TEXTS])
+    v = judge_record(SPEC, record(), TARGET, console_lines=[f"[   12.3] {t}" for t in WARNING_TEXTS])
     assert v.status == Status.FAIL
     assert "WARNING in restore_exclusive_pte" in v.summary
 
@@ -628,13 +635,13 @@ def test_console_lines_are_used_when_kmsg_is_empty() -> None:
 def test_malformed_observations_are_an_error() -> None:
     rec = record()
     del rec["observations"]["exclusive"]
-    v = cases.judge_record(SPEC, rec, TARGET)
+    v = judge_record(SPEC, rec, TARGET)
     assert v.status == Status.ERROR
     assert "could not read" in v.summary
 
 
 def test_unknown_status_is_an_error() -> None:
-    assert cases.judge_record(SPEC, record("weird"), TARGET).status == Status.ERROR
+    assert judge_record(SPEC, record("weird"), TARGET).status == Status.ERROR
 
 
 def test_variant_id() -> None:
@@ -656,29 +663,28 @@ def case_entry(case_id: str, status: str, summary: str, evidence: list[str] | No
 
 
 @pytest.fixture
-def run_results() -> dict:
+def run_results() -> results.RunResult:
     entries = [
         case_entry("exclusive_basic[npages=4]", "PASS", "4 pages: exclusive type [29]", ["ok   data intact: True"]),
         case_entry("exclusive_basic[npages=1024]", "FAIL", "failed: swap offset == PFN before",
                    ["ok   data intact: True", "FAIL swap offset == PFN before: 1023/1024 pages"]),
         case_entry("exclusive_thp", "SKIP", "no THP"),
-        case_entry("exclusive_fork", "ERROR", "agent crashed", ["Traceback: boom"]),
+        case_entry("exclusive_fork", "ERROR", "agent crashed", ["note guest traceback: boom"]),
     ]
-    return {
+    return results.RunResult.from_dict({
         "schema": results.SCHEMA,
         "seconds": 42.0,
         "kernel": {"label": "debian-6.12 (6.12.117-1~deb12u1)", "release": "6.12.117", "tree_identity": "debian:x",
                    "config_hash": "abc123"},
         "target": {"kind": "qemu", "accel": "kvm", "accel_why": "/dev/kvm usable", "cpus": 2, "numa_nodes": 1},
         "cases": entries,
-        "summary": results.summary(entries),
         "results_path": "/tmp/out/results.json",
-    }
+    })
 
 
 def test_exit_code() -> None:
     def of(*statuses: str) -> int:
-        return results.exit_code([{"verdict": {"status": s}} for s in statuses])
+        return results.exit_code([results.CaseResult.from_dict(case_entry("c", s, "")) for s in statuses])
 
     assert of() == 0
     assert of("PASS", "SKIP") == 0
@@ -686,8 +692,8 @@ def test_exit_code() -> None:
     assert of("ERROR", "FAIL", "PASS") == 1
 
 
-def test_summary_counts(run_results: dict) -> None:
-    assert run_results["summary"] == {"PASS": 1, "FAIL": 1, "SKIP": 1, "ERROR": 1}
+def test_summary_counts(run_results: results.RunResult) -> None:
+    assert run_results.summary == {"PASS": 1, "FAIL": 1, "SKIP": 1, "ERROR": 1}
 
 
 def test_write_junit(tmp_path: Path, run_results: dict) -> None:
@@ -700,7 +706,7 @@ def test_write_junit(tmp_path: Path, run_results: dict) -> None:
     assert suite.get("errors") == "1" and suite.get("skipped") == "1"
     assert suite.get("name") == "hmmbench 6.12.117"
     tcs = {tc.get("name"): tc for tc in suite.iter("testcase")}
-    assert set(tcs) == {c["id"] for c in run_results["cases"]}
+    assert set(tcs) == {c.id for c in run_results.cases}
     failure = tcs["exclusive_basic[npages=1024]"].find("failure")
     assert failure is not None and failure.get("message") == "failed: swap offset == PFN before"
     assert "1023/1024" in failure.text
@@ -712,34 +718,37 @@ def test_write_junit(tmp_path: Path, run_results: dict) -> None:
     assert tcs["exclusive_thp"].get("time") == "1.25"
 
 
-def test_results_json_round_trip(tmp_path: Path, run_results: dict) -> None:
+def test_results_json_round_trip(tmp_path: Path, run_results: results.RunResult) -> None:
     path = tmp_path / "results.json"
     results.write_json(path, run_results)
-    assert results.load(path) == json.loads(json.dumps(run_results))
-    bad = copy.deepcopy(run_results)
+    again = results.load(path)
+    assert again.to_dict() == run_results.to_dict()
+    assert json.loads(path.read_text())["schema"] == results.SCHEMA
+    # The typed checks survive the file (schema 2), the old lines were only their rendering.
+    assert again.cases[1].verdict.checks[1].key == "swap offset == PFN before"
+    bad = run_results.to_dict()
     bad["schema"] = "hmmbench.results/0"
     results.write_json(path, bad)
     with pytest.raises(ValueError, match="schema"):
         results.load(path)
 
 
-def test_report_table(run_results: dict) -> None:
-    text = report.table(run_results)
-    lines = text.splitlines()
+def test_report_table(run_results: results.RunResult) -> None:
+    lines = text.table(run_results).splitlines()
     assert lines[0].startswith("kernel  6.12.117  (debian-6.12")
     assert "qemu kvm" in lines[1] and "2 CPUs" in lines[1]
-    for c in run_results["cases"]:
-        (row,) = [line for line in lines if line.startswith(c["id"] + " ")]
-        assert c["verdict"]["status"] in row.split()
+    for c in run_results.cases:
+        (row,) = [line for line in lines if line.startswith(c.id + " ")]
+        assert str(c.status) in row.split()
     # FAIL evidence is shown for the failed case, "ok" lines are not.
     assert any(line.strip() == "FAIL swap offset == PFN before: 1023/1024 pages" for line in lines)
     assert not any(line.strip().startswith("ok ") for line in lines)
     # ERROR shows all its evidence.
-    assert any(line.strip() == "Traceback: boom" for line in lines)
+    assert any(line.strip() == "note guest traceback: boom" for line in lines)
     assert lines[-1].startswith("verdict: 1 ERROR, 1 FAIL, 1 PASS, 1 SKIP")
 
 
-def test_report_evidence(run_results: dict) -> None:
-    text = report.evidence(run_results)
-    assert "exclusive_basic[npages=1024]: FAIL - failed: swap offset == PFN before" in text
-    assert "    FAIL swap offset == PFN before: 1023/1024 pages" in text
+def test_report_evidence(run_results: results.RunResult) -> None:
+    out = text.evidence(run_results)
+    assert "exclusive_basic[npages=1024]: FAIL - failed: swap offset == PFN before" in out
+    assert "    FAIL swap offset == PFN before: 1023/1024 pages" in out

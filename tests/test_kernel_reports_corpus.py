@@ -1,4 +1,4 @@
-"""console.parse scored against real kernel console logs and the titles syzbot gave them.
+"""kernel_reports.parse scored against real kernel console logs and the titles syzbot gave them.
 
 The corpus (syzkaller's pkg/report/testdata/linux/report, about half of it) lives outside the project, in
 ``../shared/corpora/syzkaller-linux-report/`` beside the worktree or under ``$HMMBENCH_CORPORA``; it is read
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench.cases import kernel_reports as console
+from hmmbench.cases import kernel_reports
 
 CORPUS = "syzkaller-linux-report"
 # Floors; the figures reached are printed and put in the assertion messages.
@@ -81,14 +81,14 @@ def test_corpus_conformance(samples: list[Sample]) -> None:
     found = matched = 0
     misses, false_alarms = [], []
     for sample in titled:
-        reports = console.parse(sample.lines)
+        reports = kernel_reports.parse(sample.lines)
         found += bool(reports)
         if reports and reports[0].title in sample.titles:
             matched += 1
         else:
             misses.append(f"{sample.name}: want {sample.title!r}, got {reports[0].title if reports else None!r}")
     for sample in clean:
-        if reports := console.parse(sample.lines):
+        if reports := kernel_reports.parse(sample.lines):
             false_alarms.append(f"{sample.name}: {reports[0].title!r}")
     figures = (f"corpus: {len(samples)} logs; trouble found in {found}/{len(titled)} titled, not corrupted "
                f"({found / len(titled):.1%}); first title equal to syzbot's in {matched}/{len(titled)} "
@@ -105,7 +105,7 @@ def test_corpus_conformance(samples: list[Sample]) -> None:
 def test_corpus_reports_are_well_formed(samples: list[Sample]) -> None:
     """Every report of every log (not only the first) has what callers rely on."""
     for sample in samples:
-        for report in console.parse(sample.lines):
+        for report in kernel_reports.parse(sample.lines):
             assert report.title and report.kind and report.first_line, (sample.name, report)
             assert report.excerpt and report.first_line in report.excerpt, (sample.name, report.title)
             assert len(report.title) <= 120 and report.title == report.title.strip(), (sample.name, report.title)

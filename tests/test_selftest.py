@@ -20,18 +20,19 @@ import pytest
 
 from hmmbench import cache
 from hmmbench.errors import HarnessError
+from hmmbench.reports.results import KernelBlock
+from hmmbench.reports.selftest import SelftestReport, table
 from hmmbench.selftest import build as selftest
-from hmmbench.selftest.build import (
-    EXCLUSIVE_CASES,
+from hmmbench.selftest.build import EXCLUSIVE_CASES
+from hmmbench.selftest.compare import OutputCheck, selftest_verdicts_for
+from hmmbench.selftest.ktap import (
     NO_RESULT_REASON,
     SelftestResult,
     harness_totals,
     parse_document,
     parse_ktap,
-    selftest_verdicts_for,
     summarize,
 )
-from hmmbench.workflows.selftest import OutputCheck, table
 
 DATA = Path(__file__).parent / "data"
 SOURCES = Path("/root/.cache/hmmbench/sources")
@@ -192,18 +193,17 @@ def test_no_output_fails_and_zero_tests_is_reported_as_such() -> None:
         "COMPLETE", False, "hmm-tests output: complete: 58 of 58 planned results")
 
 
-def selftest_json(name: str) -> dict:
-    """A selftest.json as selftest_run.run() writes it, for the parts table() reads (no cases ran)."""
+def selftest_report(name: str) -> SelftestReport:
+    """A selftest report for a recorded hm-tests output (no cases ran)."""
     doc = parse_document(sample(name))
-    return {"kernel": {"release": "6.12.117", "label": "debian-6.12"}, "ended": "exit status 1",
-            "selftest": [{"name": r.name, "status": r.status, "reason": r.reason, "diagnostics": list(r.diagnostics)}
-                         for r in doc.leaves],
-            "selftest_summary": summarize(doc.leaves), "selftest_output": OutputCheck.of(doc).as_json(),
-            "comparison": [], "disagreements": [], "explanation": ""}
+    return SelftestReport(KernelBlock("debian-6.12", "6.12.117"), "tcg", "", "hmm-tests", "exit status 1",
+                          doc.leaves, OutputCheck.of(doc), [], [], [], "")
 
 
 def test_the_table_and_json_say_when_the_output_was_cut_short() -> None:
-    res = selftest_json("truncated")
+    report = selftest_report("truncated")
+    res = report.to_dict()
+    assert report.failed and report.exit_code == 1
     assert res["selftest_output"] == {
         "status": "INCOMPLETE", "failed": True, "planned": 58, "seen": 23,
         "last_test": "hmm.hmm_device_private.exclusive_cow",
@@ -212,11 +212,11 @@ def test_the_table_and_json_say_when_the_output_was_cut_short() -> None:
         "shortfalls": ["top level: 23 of 58 planned results; last test seen: hmm.hmm_device_private.exclusive_cow "
                        "(no result line)"]}
     assert OutputCheck.from_json(res["selftest_output"]) == OutputCheck.of(parse_document(sample("truncated")))
-    lines = table(res).splitlines()
+    lines = table(report).splitlines()
     assert lines[0].startswith("kernel 6.12.117 (debian-6.12); hmm-tests exit status 1; summary {'pass': 23")
     assert lines[1].startswith("hmm-tests output: FAIL: incomplete: top level: 23 of 58 planned results")
     assert "other hmm-tests failures: hmm.hmm_device_private.exclusive_cow (ERROR)" in lines
-    assert table(selftest_json("pass")).splitlines()[1] == "hmm-tests output: complete: 58 of 58 planned results"
+    assert table(selftest_report("pass")).splitlines()[1] == "hmm-tests output: complete: 58 of 58 planned results"
 
 
 # ====================================================================== parsing: the other forms

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hmmbench.guest import uapi
-from hmmbench.kernel import uapi as uapi_header
+from hmmbench.kernel import uapi_header
 
 HEADER_612 = """
 struct hmm_dmirror_cmd {

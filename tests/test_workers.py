@@ -21,7 +21,7 @@ class FakeSession:
                  boot_seconds: float = 0.0) -> None:
         self.label, self.fail_boot, self.fail_restart = label, fail_boot, fail_restart
         self.boot_seconds = boot_seconds
-        self.target = None
+        self.agent = None
         self.ran: list[int] = []
         self.closed = False
         self.threads: set[str] = set()
@@ -31,7 +31,7 @@ class FakeSession:
         time.sleep(self.boot_seconds)
         if self.fail_boot:
             raise HarnessError(f"{self.label} does not boot")
-        self.target = object()
+        self.agent = object()
 
     def restart(self, why: str) -> None:
         if self.fail_restart:

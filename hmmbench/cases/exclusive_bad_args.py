@@ -10,18 +10,20 @@ EXCLUSIVE of the sentinel, with the same device and mirror, succeeds and changes
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, errname, ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_bad_args",
+    order=70,
     description="unaligned, zero, overflowing, unmapped, PROT_NONE, read-only: an error each, no change",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     errnos = {}
     for name, a in obs["attempts"].items():

@@ -24,12 +24,14 @@ from __future__ import annotations
 import errno
 from collections import Counter
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
     count,
     failed_with,
     ioctl_text,
     no_control,
+    noted,
     ok_ioctl,
     pfns_visible,
     snapshot_controls,
@@ -39,40 +41,42 @@ from hmmbench.cases.rules import (
 )
 from hmmbench.cases.verdict import Checks, Status, Verdict
 from hmmbench.guest.pagemap import decode_pagemap
-from hmmbench.kernel import facts as kernelfacts
+from hmmbench.kernel import expected
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_basic",
+    order=10,
     description="anonymous RW range -> device-exclusive -> CPU read/write restores it",
     rule=__doc__.split("Rule", 1)[1],
     variants=[{"npages": 4}, {"npages": 1024}],
     timeout=300.0,
-))
+)
 
 
 def expected_types(obs: dict, release: str) -> tuple[set[int], str]:
     """Acceptable device-exclusive swap types and where that expectation came from."""
-    table = kernelfacts.device_exclusive_swap_types(release)
+    table = expected.device_exclusive_swap_types(release)
     if table is not None:
         wanted = table.get("exclusive", table.get("write"))
         return {wanted}, f"{wanted} (version table for {release})"
     cal = decode_pagemap(obs.get("calibration", {}).get("pagemap", 0))
     if cal.get("swap"):
-        derived = kernelfacts.expected_from_calibration(cal["swap_type"], release)
+        derived = expected.expected_from_calibration(cal["swap_type"], release)
         wanted = derived.get("exclusive", derived.get("write"))
         return {wanted}, f"{wanted} (device-private type {cal['swap_type']} + 2)"
     return set(), "unknown (no version table and no calibration)"
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
-    release = target.get("release", "")
+    release = facts.release
     c = Checks()
     before = [decode_pagemap(x) for x in obs["before"]["pagemap"]]
     pfns = [d.get("pfn", 0) for d in before]
     if not all(d["present"] for d in before) or not all(pfns):
         seen = f"present {count([d['present'] for d in before])}, PFN visible {count([bool(p) for p in pfns])}"
-        return Verdict(Status.ERROR, "pages not present or PFNs hidden before EXCLUSIVE (agent not root?)", [seen])
+        return Verdict(Status.ERROR, "pages not present or PFNs hidden before EXCLUSIVE (agent not root?)",
+                       noted("pages before EXCLUSIVE", seen))
 
     ex = obs["exclusive"]
     c.check("EXCLUSIVE succeeds on every page", ex["ret"] == 0 and ex["cpages"] == n, f"{ioctl_text(ex)} of {n}")

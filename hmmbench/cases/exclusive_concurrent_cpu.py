@@ -11,19 +11,21 @@ the GIL-free memcpy make it likely, not certain (said in a note).
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import no_control
 from hmmbench.cases.verdict import Checks, Status, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_concurrent_cpu",
+    order=120,
     description="8 threads fault the same exclusive page at once, 100 rounds",
     rule=__doc__.split("Rule", 1)[1],
     timeout=600.0,
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     if (obs.get("cpus") or 1) < 2:
         return Verdict(Status.SKIP, f"guest has {obs.get('cpus')} CPU: concurrent faults need SMP")
     c = Checks()

@@ -13,18 +13,20 @@ exclusive state (lib/test_hmm.c dmirror_do_write / dmirror_fault).
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import all_present_same, decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns_visible
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_device_rw",
+    order=100,
     description="device READ/WRITE while exclusive: data correct both ways",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
     c = Checks()
     rd, wr = obs["device_read"], obs["device_write"]

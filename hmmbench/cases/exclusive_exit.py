@@ -14,15 +14,17 @@ Rule (every check must hold for PASS):
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import count, decoded, exclusive_types, ioctl_text, is_exclusive, ok_ioctl, pfns
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_exit",
+    order=110,
     description="exit and munmap with pages device-exclusive: no message, nothing left",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
 def _exclusive_checks(c: Checks, what: str, part: dict, n: int, types: set[int]) -> None:
@@ -38,9 +40,9 @@ def _exclusive_checks(c: Checks, what: str, part: dict, n: int, types: set[int])
             f"{count(ok)} exclusive, PFNs {'kept' if same else 'changed'}", f"swap type in {sorted(types)}")
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
-    types = exclusive_types(target.get("release", ""))
+    types = exclusive_types(facts.release)
     c = Checks()
     _exclusive_checks(c, "anonymous", obs["anon"], n, types)
     _exclusive_checks(c, "private file CoW", obs["file_cow"], n, types)

@@ -10,18 +10,20 @@ the child exits normally with status 0.
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_fork",
+    order=30,
     description="fork with exclusive pages: copies stay separate both ways, child exits 0",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
     c = Checks()
     c.check("EXCLUSIVE succeeds", ok_ioctl(obs["exclusive"], n), ioctl_text(obs["exclusive"]))

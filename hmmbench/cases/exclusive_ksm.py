@@ -11,19 +11,21 @@ Merging is judged by shared PFNs, not by KPF_KSM: Linux 6.12's fs/proc/page.c te
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl, pfns
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_ksm",
+    order=160,
     description="KSM running: the exclusive page is not merged; device write lands",
     rule=__doc__.split("Rule", 1)[1],
     timeout=300.0,
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     after = obs["after_ksm"]
     p = pfns(after["pagemap"])
     c = Checks()

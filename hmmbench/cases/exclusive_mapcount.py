@@ -10,23 +10,25 @@ Control: a tmpfs page that stays in the page cache after munmap reads kpagecount
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.guest.pagemap import KPF
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_mapcount",
+    order=130,
     description="kpagecount and KPF_MMAP of exclusive pages (0 before the series: FAIL)",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
 def _mmap_bits(flags: list[int | None]) -> list[bool]:
     return [bool(f is not None and f >> KPF["MMAP"] & 1) for f in flags]
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
     c = Checks()
     c.check("EXCLUSIVE succeeds", ok_ioctl(obs["exclusive"], n), ioctl_text(obs["exclusive"]))

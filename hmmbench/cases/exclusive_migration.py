@@ -9,16 +9,18 @@ forever: bounded here by a timeout and reported as such): a FAIL.
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_migration",
+    order=140,
     description="soft-offline (migrate) exclusive pages: migrated, data intact, device access revoked",
     rule=__doc__.split("Rule", 1)[1],
     timeout=400.0,
-))
+)
 
 
 def _outcome(write: dict) -> str:
@@ -27,7 +29,7 @@ def _outcome(write: dict) -> str:
     return "ok" if write.get("ok") else str(write.get("error"))
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
     c = Checks()
     c.check("EXCLUSIVE succeeds", ok_ioctl(obs["exclusive"], n), ioctl_text(obs["exclusive"]))

@@ -22,7 +22,8 @@ Rule (PASS needs every check to hold and every control to read the other way):
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
     all_present_same,
     decoded,
@@ -42,13 +43,14 @@ from hmmbench.cases.rules import (
 )
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.guest.uapi import decode_snapshot
-from hmmbench.kernel import facts as kernelfacts
+from hmmbench.kernel import expected
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_mprotect",
+    order=20,
     description="mprotect(PROT_READ) on exclusive entries: device write refused, CPU read works, RO->RW restore",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
 def restored_writability(obs: dict) -> str:
@@ -60,9 +62,9 @@ def restored_writability(obs: dict) -> str:
     return f"mixed {sorted(flags)}"
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
-    release = target.get("release", "")
+    release = facts.release
     c = Checks()
     c.check("EXCLUSIVE succeeds", ok_ioctl(obs["a_exclusive"], n) and ok_ioctl(obs["b_exclusive"], n),
             f"A {ioctl_text(obs['a_exclusive'])}, B {ioctl_text(obs['b_exclusive'])}")
@@ -99,7 +101,7 @@ def judge(obs: dict, target: dict) -> Verdict:
             f"{snapshot_text(snap['flags'])} ({ioctl_text(snap['cmd'])})", f"{n}x READ")
     snapshot_controls(c, obs["snapshot_controls"])
 
-    post = kernelfacts.has_series(release)
+    post = expected.has_series(release)
     want = "writable" if post else "read-only"
     why = ("patch 5: can_change_pte_writable() on restore" if post else
            "6.12 restore_exclusive_pte(): writable only from a writable entry; mprotect made it readable")

@@ -14,12 +14,13 @@ option a FAIL; without the kernel's configuration the rule says it cannot tell (
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
-    KernelConfig,
     decoded,
     ioctl_text,
     no_control,
+    noted,
     ok_ioctl,
     pfns,
     pfns_visible,
@@ -27,24 +28,25 @@ from hmmbench.cases.rules import (
 )
 from hmmbench.cases.verdict import Checks, Status, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_reclaim",
+    order=150,
     description="MADV_PAGEOUT + memcg reclaim with swap: exclusive pages not lost, data intact",
     rule=__doc__.split("Rule", 1)[1],
     timeout=400.0,
-))
+)
 
 
-def judge_setup_failed(obs: dict, target: dict) -> Verdict:
+def judge_setup_failed(obs: dict, facts: TargetFacts) -> Verdict:
     """swapon or the cgroup move did not work: decide with the kernel's configuration."""
-    cfg = KernelConfig.of(target)
+    cfg = facts.config
     c = Checks()
     swap = obs["swap"]
     if not swap["ok"]:
         seen = (f"mkswap {swap.get('mkswap')} {swap.get('mkswap_stderr')!r}, swapon {swap.get('swapon')} "
                 f"{swap.get('swapon_stderr')!r}")
         if cfg.enabled("CONFIG_SWAP") is False:
-            return Verdict(Status.SKIP, f"kernel without swap ({cfg.describe('CONFIG_SWAP')})", [f"note {seen}"])
+            return Verdict(Status.SKIP, f"kernel without swap ({cfg.describe('CONFIG_SWAP')})", noted("setup", seen))
         if swap.get("mkswap"):
             undecided(c, "swap disk prepared (mkswap)", seen)
         elif not cfg.known:
@@ -55,7 +57,8 @@ def judge_setup_failed(obs: dict, target: dict) -> Verdict:
     cg = obs["cgroup"]
     seen = f"cgroup.procs: {cg.get('error')}; +memory: {cg.get('enable_memory')}"
     if cfg.enabled("CONFIG_MEMCG") is False:
-        return Verdict(Status.SKIP, f"kernel without memory cgroups ({cfg.describe('CONFIG_MEMCG')})", [f"note {seen}"])
+        return Verdict(Status.SKIP, f"kernel without memory cgroups ({cfg.describe('CONFIG_MEMCG')})",
+                       noted("setup", seen))
     if not cfg.known:
         undecided(c, "kernel configuration known (memory cgroup refused)", f"{seen}; {cfg.describe()}")
     else:
@@ -63,9 +66,9 @@ def judge_setup_failed(obs: dict, target: dict) -> Verdict:
     return c.verdict("")
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     if not obs["swap"].get("ok", True) or not obs.get("cgroup", {"ok": True})["ok"]:
-        return judge_setup_failed(obs, target)
+        return judge_setup_failed(obs, facts)
     k, n = obs["nexclusive"], obs["npages"]
     after = decoded(obs["after_reclaim"])
     c = Checks()

@@ -9,19 +9,21 @@ present (the expectation itself mixes present and exclusive pages); the data is 
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, ioctl_text, no_control, ok_ioctl, pfns, pfns_visible
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_repeat",
+    order=90,
     description="exclusive twice, and after partial CPU access; 63/64/65/1024 pages",
     rule=__doc__.split("Rule", 1)[1],
     timeout=300.0,
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     for size, r in obs["ranges"].items():
         n = r["npages"]

@@ -12,7 +12,8 @@ page state in this run.
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
     all_present_same,
     decoded,
@@ -24,19 +25,20 @@ from hmmbench.cases.rules import (
     pfns_visible,
 )
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.kernel import facts as kernelfacts
+from hmmbench.kernel import expected
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_shared_and_file",
+    order=50,
     description="shared anon, tmpfs, ext4 (shared and private page cache): refused, nothing changes",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
-    release = target.get("release", "")
-    expected = "EOPNOTSUPP" if kernelfacts.has_series(release) else "EBUSY"
-    why = "patch 3 rejects non-anonymous memory" if kernelfacts.has_series(release) else "before the series"
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
+    release = facts.release
+    want = "EOPNOTSUPP" if expected.has_series(release) else "EBUSY"
+    why = "patch 3 rejects non-anonymous memory" if expected.has_series(release) else "before the series"
     c = Checks()
     seen = {}
     for name, m in obs["mappings"].items():
@@ -53,8 +55,8 @@ def judge(obs: dict, target: dict) -> Verdict:
             c.check(f"{name}: data intact", m["data_intact"], str(m["data_intact"]))
             continue
         seen[name] = errname(cmd.get("errno")) if cmd.get("ret") == -1 else f"ret={cmd.get('ret')}"
-        c.check(f"{name}: refused", cmd.get("ret") == -1 and seen[name] == expected, ioctl_text(cmd),
-                f"ret=-1 errno={expected} ({why})")
+        c.check(f"{name}: refused", cmd.get("ret") == -1 and seen[name] == want, ioctl_text(cmd),
+                f"ret=-1 errno={want} ({why})")
         same = all_present_same(m["after"], m["before"])
         c.check(f"{name}: page state unchanged", same, "no swap entries, same PFNs" if same else "state changed")
         c.check(f"{name}: data intact", m["data_intact"], str(m["data_intact"]))

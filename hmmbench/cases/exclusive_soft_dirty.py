@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import errno
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
     KernelConfig,
     bits,
@@ -52,13 +53,14 @@ from hmmbench.cases.rules import (
     snapshot_writable,
     undecided,
 )
-from hmmbench.cases.verdict import Checks, Status, Verdict
+from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_soft_dirty",
+    order=170,
     description="soft-dirty (bit 55) and uffd-wp (bit 57) survive exclusive -> restore, on both restore paths",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 UFFD_WP_OPTIONS = ("CONFIG_HAVE_ARCH_USERFAULTFD_WP", "CONFIG_PTE_MARKER_UFFD_WP")
 
@@ -201,14 +203,14 @@ def uffd_part(c: Checks, u: dict, n: int, half: int, cfg: KernelConfig) -> bool:
     return True
 
 
-def judge(obs: dict, target: dict) -> Verdict:
-    cfg = KernelConfig.of(target)
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
+    cfg = facts.config
     c = Checks()
     snapshot_controls(c, obs["snapshot_controls"])
     ran_sd = soft_dirty_part(c, obs, cfg)
     ran_uffd = uffd_part(c, obs["uffd"], obs["npages"], obs["written"], cfg)
     if not ran_sd and not ran_uffd:
-        return Verdict(Status.SKIP, "neither soft-dirty nor uffd-wp on this kernel", c.evidence, checks=c.items)
+        return c.skip("neither soft-dirty nor uffd-wp on this kernel")
     no_control(c, "EXCLUSIVE / mprotect / UFFDIO_* succeed, data intact, CPU read restores every PTE",
                "return values, byte comparisons with the pattern written, and the present bit whose other way "
                "(non-present) the same entries read one step earlier")

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import re
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
-    KernelConfig,
     decoded,
     exclusive_types,
     ioctl_text,
     is_exclusive,
     no_control,
+    noted,
     ok_ioctl,
     pfns,
     pfns_visible,
@@ -35,11 +36,12 @@ from hmmbench.cases.rules import (
 from hmmbench.cases.verdict import Checks, Status, Verdict
 from hmmbench.guest.pagemap import KPF
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_thp",
+    order=40,
     description="one page of a THP -> exactly one exclusive PTE (pre-series: EBUSY / whole folio)",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
 def _folio_check(c: Checks, label: str, cmd: dict, after: list[int], before: list[int], index: int,
@@ -71,9 +73,9 @@ def _fallbacks(obs: dict) -> int | None:
     return sum(after[k] - before[k] for k in names)
 
 
-def judge_not_formed(obs: dict, target: dict) -> Verdict:
+def judge_not_formed(obs: dict, facts: TargetFacts) -> Verdict:
     """No THP backs the region: decide from the kernel's configuration, the THP mode and the fault counters."""
-    cfg = KernelConfig.of(target)
+    cfg = facts.config
     mode = _mode(obs.get("thp_enabled"))
     flags = ["THP" if f is not None and f >> KPF["THP"] & 1 else hex(f or 0) for f in obs.get("head_kpageflags") or []]
     seen = (f"heads {flags}, AnonHugePages {obs.get('anon_huge_kb_before')} kB, enabled {obs.get('thp_enabled')!r}, "
@@ -82,10 +84,10 @@ def judge_not_formed(obs: dict, target: dict) -> Verdict:
     configured = cfg.enabled("CONFIG_TRANSPARENT_HUGEPAGE")
     if configured is False or (configured is None and obs.get("thp_enabled") is None):
         return Verdict(Status.SKIP, f"no THP on this kernel ({cfg.describe('CONFIG_TRANSPARENT_HUGEPAGE')}; "
-                       f"enabled {obs.get('thp_enabled')!r})", [f"note THP state: {seen}"])
+                       f"enabled {obs.get('thp_enabled')!r})", noted("THP state", seen))
     if mode == "never":
         return Verdict(Status.SKIP, "THP disabled on the target (transparent_hugepage/enabled is [never])",
-                       [f"note THP state: {seen}"])
+                       noted("THP state", seen))
     c = Checks()
     c.check("THP sysfs interface present", obs.get("thp_enabled") is not None, str(obs.get("thp_enabled")),
             cfg.describe("CONFIG_TRANSPARENT_HUGEPAGE"))
@@ -96,10 +98,10 @@ def judge_not_formed(obs: dict, target: dict) -> Verdict:
         return c.verdict("")
     if fallback:
         return Verdict(Status.SKIP, f"the kernel tried to allocate huge pages and could not (thp_fault_fallback "
-                       f"+{fallback}): no free 2 MiB block", [f"note THP state: {seen}"])
+                       f"+{fallback}): no free 2 MiB block", noted("THP state", seen))
     if fallback is None and free == 0:
         return Verdict(Status.SKIP, "no free 2 MiB block before the first touch (/proc/buddyinfo; no THP fault "
-                       "counters without CONFIG_VM_EVENT_COUNTERS)", [f"note THP state: {seen}"])
+                       "counters without CONFIG_VM_EVENT_COUNTERS)", noted("THP state", seen))
     if fallback is None and free is None:
         undecided(c, "could the kernel allocate a huge page (no fault counters, no buddyinfo)", seen)
         return c.verdict("")
@@ -109,11 +111,11 @@ def judge_not_formed(obs: dict, target: dict) -> Verdict:
     return c.verdict("")
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     if not obs.get("thp_formed", True):
-        return judge_not_formed(obs, target)
+        return judge_not_formed(obs, facts)
     per = obs["pages_per_thp"]
-    types = exclusive_types(target.get("release", "")) or {29, 30}
+    types = exclusive_types(facts.release) or {29, 30}
     c = Checks()
     before = obs["before"]
     c.control("every PTE of both folios was present before", all(d["present"] for d in decoded(before)),

@@ -10,18 +10,20 @@ and dmirror1 loses access too (control: its EPERM before the read).
 
 from __future__ import annotations
 
-from hmmbench.cases import CaseSpec, register
+from hmmbench.cases import CaseSpec
+from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, failed_with, ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
 
-SPEC = register(CaseSpec(
+SPEC = CaseSpec(
     name="exclusive_two_devices",
+    order=80,
     description="dmirror0 then dmirror1 on the same pages: the first loses exclusivity",
     rule=__doc__.split("Rule", 1)[1],
-))
+)
 
 
-def judge(obs: dict, target: dict) -> Verdict:
+def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n = obs["npages"]
     c = Checks()
     c.check("dmirror0 EXCLUSIVE succeeds", ok_ioctl(obs["dev0_exclusive"], n), ioctl_text(obs["dev0_exclusive"]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 # ----------------------------------------------------------------------------------- console lines
 
@@ -737,6 +737,19 @@ class CrashReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CrashReport:
+        """From results.json; a file of schema 1 has no ``culprit``/``fatal`` (fatal then by kind)."""
+        known = {f.name for f in fields(cls)}
+        report = cls(**{k: v for k, v in d.items() if k in known})
+        if "fatal" not in d:
+            report.fatal = report.kind in _FATAL_KINDS
+        return report
+
+
+_FATAL_KINDS = {"bug", "oops", "panic", "soft_lockup", "hard_lockup", "hung_task", "rcu_stall", "workqueue_lockup",
+                "stack_overflow", "divide_error", "double_fault"}
 
 
 def _family_of(text: str) -> Family | None:

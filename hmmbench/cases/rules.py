@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import errno
 from collections import Counter
-from dataclasses import dataclass
 
-from hmmbench.cases.verdict import Checks
+from hmmbench.cases.facts import KernelConfig  # noqa: F401 - the rules take it from here
+from hmmbench.cases.verdict import Check, Checks, Outcome
 from hmmbench.guest.pagemap import decode_pagemap
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
-from hmmbench.kernel import facts as kernelfacts
+from hmmbench.kernel import expected
 
 # Python's errorcode picks ENOTSUP for 95 and EDEADLOCK for 35; the kernel returns -EOPNOTSUPP and -EDEADLK.
 _KERNEL_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EDEADLK: "EDEADLK"}
@@ -46,7 +46,7 @@ def count(items: list[bool]) -> str:
 
 def exclusive_types(release: str) -> set[int]:
     """Every swap type a device-exclusive entry may have on this kernel (write and read variants)."""
-    table = kernelfacts.device_exclusive_swap_types(release) or {}
+    table = expected.device_exclusive_swap_types(release) or {}
     return set(table.values())
 
 
@@ -70,36 +70,9 @@ def all_present_same(entries: list[int], before: list[int]) -> bool:
 # ----------------------------------------------------------------------------- the kernel's configuration
 
 
-@dataclass(frozen=True)
-class KernelConfig:
-    """The target kernel's configuration (``target["config"]``, from /proc/config.gz), or unknown.
-
-    Rules consult it when the guest *tried* something and the kernel said no (THP not formed, hugetlb
-    mmap refused, uffd-wp refused, swapon failed): with the option set that is a FAIL, without it the
-    case legitimately could not run (SKIP), and with no configuration at all the rule cannot tell and
-    must say so (ERROR) rather than guess.
-    """
-
-    options: dict[str, str] | None
-
-    @classmethod
-    def of(cls, target: dict) -> KernelConfig:
-        return cls(target.get("config"))
-
-    @property
-    def known(self) -> bool:
-        return self.options is not None
-
-    def enabled(self, *names: str) -> bool | None:
-        """True if every option is =y (or =m), False if one is not set, None if the configuration is unknown."""
-        if self.options is None:
-            return None
-        return all(self.options.get(n) in ("y", "m") for n in names)
-
-    def describe(self, *names: str) -> str:
-        if self.options is None:
-            return "kernel configuration unknown (no /proc/config.gz on the target)"
-        return ", ".join(f"{n}={self.options[n]}" if n in self.options else f"{n} is not set" for n in names)
+def noted(key: str, seen: str) -> list[Check]:
+    """The checks of a verdict that only records what was seen (a host-decided SKIP, say)."""
+    return [Check(key, Outcome.NOTE, seen)]
 
 
 def undecided(c: Checks, key: str, why: str) -> None:

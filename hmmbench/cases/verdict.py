@@ -11,12 +11,17 @@ A check is only worth something if it could have read the other way. Where a cas
 the same run (a buffer that was never written reads "not soft-dirty"; an ordinary buffer's write loop
 costs no faults), it records a *control*: a control that does not read the other way means the check
 beside it cannot fail in this state, so the verdict is ERROR (undecided), never PASS.
+
+Verdicts stay typed everywhere; :meth:`Verdict.to_dict` and :meth:`Verdict.from_dict` are the edge
+(results.json), and the evidence lines are derived from the checks, never parsed back.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from hmmbench.cases.kernel_reports import CrashReport
 
 
 class Status(StrEnum):
@@ -50,6 +55,10 @@ class Check:
         tail = f" (expected {self.expected})" if self.expected else ""
         return f"{str(self.outcome):<4} {self.key}: {self.seen}{tail}"
 
+    @property
+    def judged(self) -> bool:
+        return self.outcome in (Outcome.OK, Outcome.FAIL)
+
     def to_dict(self) -> dict:
         return {"key": self.key, "outcome": str(self.outcome), "seen": self.seen, "expected": self.expected}
 
@@ -57,21 +66,51 @@ class Check:
     def from_dict(cls, d: dict) -> Check:
         return cls(d["key"], Outcome(d["outcome"]), d.get("seen", ""), d.get("expected", ""))
 
+    @classmethod
+    def from_line(cls, line: str) -> Check:
+        """A check from an evidence line of results.json schema 1 (which kept only the lines): the outcome
+        word, then the name up to the first ``": "``. Used only to read old files."""
+        word, _, rest = line.partition(" ")
+        outcome = {"ok": Outcome.OK, "FAIL": Outcome.FAIL, "note": Outcome.NOTE, "ctrl": Outcome.CONTROL,
+                   "NOCTRL": Outcome.CONTROL_FAILED}.get(word, Outcome.NOTE)
+        key, _, seen = rest.strip().partition(": ")
+        return cls(key, outcome, seen)
+
 
 @dataclass
 class Verdict:
+    """A case run's verdict: status, a one-line summary, the checks behind it, and kernel reports."""
+
     status: Status
     summary: str
-    evidence: list[str] = field(default_factory=list)
-    failed_checks: list[str] = field(default_factory=list)
-    crashes: list[dict] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    crashes: list[CrashReport] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> list[str]:
+        return [c.line() for c in self.checks]
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [c.key for c in self.checks if c.outcome is Outcome.FAIL]
+
+    @property
+    def fatal_crashes(self) -> list[CrashReport]:
+        return [r for r in self.crashes if r.fatal]
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["status"] = str(self.status)
-        d["checks"] = [c.to_dict() for c in self.checks]
-        return d
+        return {"status": str(self.status), "summary": self.summary, "checks": [c.to_dict() for c in self.checks],
+                "evidence": self.evidence, "failed_checks": self.failed_checks,
+                "crashes": [r.to_dict() for r in self.crashes]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Verdict:
+        if "checks" in d:
+            checks = [Check.from_dict(c) for c in d["checks"]]
+        else:  # schema 1
+            checks = [Check.from_line(line) for line in d.get("evidence", [])]
+        return cls(Status(d["status"]), d.get("summary", ""), checks,
+                   [CrashReport.from_dict(r) for r in d.get("crashes", [])])
 
 
 class Checks:
@@ -112,11 +151,18 @@ class Checks:
     def failed_controls(self) -> list[str]:
         return [c.key for c in self.items if c.outcome is Outcome.CONTROL_FAILED]
 
+    def skip(self, reason: str) -> Verdict:
+        """SKIP, decided by the host from what was observed, with the observations noted so far."""
+        return Verdict(Status.SKIP, reason, list(self.items))
+
+    def error(self, reason: str) -> Verdict:
+        """ERROR: the rule cannot decide (with what it saw)."""
+        return Verdict(Status.ERROR, reason, list(self.items))
+
     def verdict(self, pass_summary: str) -> Verdict:
         if self.failed:
-            return Verdict(Status.FAIL, "failed: " + ", ".join(self.failed), self.evidence, self.failed,
-                           checks=list(self.items))
+            return Verdict(Status.FAIL, "failed: " + ", ".join(self.failed), list(self.items))
         if self.failed_controls:
             return Verdict(Status.ERROR, "negative control did not read the other way (the check cannot fail "
-                           "here): " + ", ".join(self.failed_controls), self.evidence, [], checks=list(self.items))
-        return Verdict(Status.PASS, pass_summary, self.evidence, checks=list(self.items))
+                           "here): " + ", ".join(self.failed_controls), list(self.items))
+        return Verdict(Status.PASS, pass_summary, list(self.items))

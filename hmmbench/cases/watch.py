@@ -20,15 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hmmbench.cases import kernel_reports as console
-from hmmbench.targets.agent import CaseEnded
-
-FATAL_KINDS = {"bug", "oops", "panic", "soft_lockup", "hard_lockup", "hung_task", "rcu_stall"}
+from hmmbench.cases import kernel_reports
 
 
-def is_fatal(report: console.CrashReport) -> bool:
-    fatal = getattr(report, "fatal", None)
-    return bool(fatal) if fatal is not None else report.kind in FATAL_KINDS
+class CaseEnded(Exception):
+    """The host's watch ended a running case early (a kernel report that wedges it, or a hang).
+
+    ``record`` is what the host knows of the case at that moment (its status, the kernel messages and
+    stuck tasks the agent streamed); the agent server is dropped with the case.
+    """
+
+    def __init__(self, record: dict) -> None:
+        super().__init__(record.get("reason", "case ended by the host"))
+        self.record = record
 
 
 @dataclass
@@ -45,7 +49,7 @@ class CaseWatch:
     uninterruptible: list[dict] = field(default_factory=list)  # the last sample of D-state tasks
     _started: float = 0.0
     _fatal_at: float | None = None
-    _fatal: console.CrashReport | None = None
+    _fatal: kernel_reports.CrashReport | None = None
     _stuck_since: dict[tuple, float] = field(default_factory=dict)
     _parsed: tuple[int, int] = (-1, -1)
 
@@ -88,8 +92,8 @@ class CaseWatch:
         if (len(self.kmsg), len(lines)) == self._parsed:
             return
         self._parsed = (len(self.kmsg), len(lines))
-        for report in console.parse([r.get("text", "") for r in self.kmsg]) + console.parse(lines):
-            if is_fatal(report):
+        for report in kernel_reports.parse([r.get("text", "") for r in self.kmsg]) + kernel_reports.parse(lines):
+            if report.fatal:
                 self._fatal, self._fatal_at = report, now
                 return
 

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from hmmbench import cache, data, progress
 from hmmbench.errors import ConfigDropped, HarnessError
-from hmmbench.kernel import kconfig
-from hmmbench.kernel import uapi as uapi_header
+from hmmbench.kernel import kconfig, uapi_header
 from hmmbench.kernel.sources import KernelTree
 
 DEFAULT_FRAGMENT_DIR = data.KERNEL_CONFIG
@@ -125,16 +124,20 @@ class KernelBuilder:
             return self._from_manifest(manifest, cached=True)
         return None
 
+    def locked(self):
+        """The build directory's lock: one configure or build of a tree and config request at a time."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return cache.locked(self.work_dir.with_suffix(".lock"))
+
     def build(self, force: bool = False) -> BuiltKernel:
         """Return the cached kernel, or configure, verify and build it."""
         if not force and (hit := self.cached()):
             progress.say(f"kernel {hit.release} from cache ({self.artifact_dir})")
             return hit
-        with cache.locked(self.work_dir.with_suffix(".lock")):
+        with self.locked():
             if not force and (hit := self.cached()):
                 return hit
             start = time.monotonic()
-            self.work_dir.mkdir(parents=True, exist_ok=True)
             self.configure()
             self._make(["bzImage"])
             return self._publish(time.monotonic() - start)

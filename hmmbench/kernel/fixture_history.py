@@ -9,11 +9,11 @@ cached kernel build next time.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from hmmbench import cache
 from hmmbench.kernel import sources
+from hmmbench.kernel.git import git_bytes
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 BASE_BRANCH = "debian-base"
@@ -27,23 +27,19 @@ BREAK_EXCLUSIVE_BASIC = {"lib/test_hmm.c": (_CHECK_ATOMIC,
 
 
 def _env(index: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
+    env = {
         "GIT_AUTHOR_NAME": "hmmbench tests", "GIT_AUTHOR_EMAIL": "tests@hmmbench.invalid",
         "GIT_COMMITTER_NAME": "hmmbench tests", "GIT_COMMITTER_EMAIL": "tests@hmmbench.invalid",
         "GIT_AUTHOR_DATE": FIXED_DATE, "GIT_COMMITTER_DATE": FIXED_DATE,
-    })
+    }
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)
     return env
 
 
 def git_raw(repo: Path, *args: str, index: Path | None = None, input: bytes | None = None) -> bytes:
-    proc = subprocess.run(["git", "--git-dir", str(repo), *args], capture_output=True, input=input,
-                          env=_env(index))
-    if proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)}: {proc.stderr.decode().strip()}")
-    return proc.stdout
+    """git in the bare fixture repository, with the fixed identity and dates (and an index of its own)."""
+    return git_bytes(repo, *args, bare=True, input=input, env=_env(index))
 
 
 def git(repo: Path, *args: str, index: Path | None = None, input: bytes | None = None) -> str:
@@ -58,12 +54,11 @@ def ensure_repo(kernel: str = "debian-6.12") -> Path:
         if (repo / "refs" / "heads" / BASE_BRANCH).exists():
             return repo
         repo.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+        git_bytes(repo, "init", "-q", "--bare", bare=True)
         index = repo / "import-index"
         work = ["--work-tree", str(tree.path)]
         # --force: Debian's linux-source .gitignore ends with "/*" (everything is ignored).
-        subprocess.run(["git", "--git-dir", str(repo), *work, "add", "-A", "--force"], check=True, env=_env(index),
-                       capture_output=True, cwd=tree.path)
+        git_bytes(repo, *work, "add", "-A", "--force", bare=True, env=_env(index), cwd=tree.path)
         tree_sha = git(repo, "write-tree", index=index)
         if "Makefile" not in git(repo, "ls-tree", "--name-only", tree_sha):
             raise RuntimeError(f"importing {tree.path} into {repo} produced an empty tree")

@@ -9,7 +9,6 @@ not a re-read.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,8 @@ from pathlib import Path
 
 from hmmbench import cache, progress
 from hmmbench.errors import HarnessError
-from hmmbench.kernel import apt as aptsource
+from hmmbench.kernel import apt
+from hmmbench.kernel.git import probe
 
 
 @dataclass(frozen=True)
@@ -86,23 +86,19 @@ def check_kernel_tree(path: Path) -> None:
             )
 
 
-def _git(path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", "-C", str(path), *args], capture_output=True)
-
-
 def is_git_tree(path: Path) -> bool:
-    proc = _git(path, "rev-parse", "--show-toplevel")
+    proc = probe(path, "rev-parse", "--show-toplevel")
     return proc.returncode == 0 and Path(proc.stdout.decode().strip()).resolve() == path.resolve()
 
 
 def git_identity(path: Path) -> str:
     """``git:<commit>`` plus ``+dirty:<hash>`` when the work tree differs from HEAD."""
-    head = _git(path, "rev-parse", "HEAD")
+    head = probe(path, "rev-parse", "HEAD")
     if head.returncode != 0:
         raise HarnessError(f"{path}: git rev-parse HEAD failed: {head.stderr.decode().strip()}")
     commit = head.stdout.decode().strip()
-    diff = _git(path, "diff", "HEAD", "--binary").stdout
-    untracked = _git(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
+    diff = probe(path, "diff", "HEAD", "--binary").stdout
+    untracked = probe(path, "ls-files", "--others", "--exclude-standard", "-z").stdout.split(b"\0")
     h = hashlib.sha256(diff)
     for name in sorted(n for n in untracked if n):
         h.update(name + b"\0")
@@ -190,19 +186,19 @@ def fetch_debian(name: str, refresh: bool = False) -> KernelTree:
         if record and not refresh and Path(record["path"]).is_dir():
             tree = Path(record["path"])
             return KernelTree(path=tree, identity=record["identity"], label=f"{name} ({record['version']})")
-        stanzas = aptsource.read_machine_sources()
-        uri, keyring = aptsource.debian_archive_uri(stanzas)
-        wanted = [aptsource.Stanza(uri, spec.suites, ("main",), keyring)]
+        stanzas = apt.read_machine_sources()
+        uri, keyring = apt.debian_archive_uri(stanzas)
+        wanted = [apt.Stanza(uri, spec.suites, ("main",), keyring)]
         if spec.with_security:
-            sec_uri, sec_key = aptsource.debian_archive_uri(stanzas, security=True)
-            wanted.append(aptsource.Stanza(sec_uri, (f"{spec.suites[0]}-security",), ("main",), sec_key))
-        apt = aptsource.PrivateApt(cache.cache_root() / "apt" / name, wanted)
+            sec_uri, sec_key = apt.debian_archive_uri(stanzas, security=True)
+            wanted.append(apt.Stanza(sec_uri, (f"{spec.suites[0]}-security",), ("main",), sec_key))
+        private = apt.PrivateApt(cache.cache_root() / "apt" / name, wanted)
         with progress.step(f"apt-get update for {name} ({' '.join(spec.suites)})"):
-            apt.update()
-        version = apt.candidate_version(spec.package)
+            private.update()
+        version = private.candidate_version(spec.package)
         if not version:
             raise HarnessError(f"{spec.package} is not available from suites {', '.join(spec.suites)}")
-        deb = apt.download(spec.package, root / "debs")
+        deb = private.download(spec.package, root / "debs")
         deb_sha = cache.file_sha256(deb)
         final = root / f"{name}-{version}"
         with progress.step(f"unpacking {deb.name}"), cache.publishing(final) as tmp:
@@ -226,25 +222,25 @@ def tree_at_rev(repo: Path, rev: str) -> KernelTree:
     the build directory keyed by the worktree's path rebuilds incrementally.
     """
     repo = repo.expanduser().resolve()
-    if _git(repo, "rev-parse", "--git-dir").returncode != 0:
+    if probe(repo, "rev-parse", "--git-dir").returncode != 0:
         raise HarnessError(f"{repo} is not a git repository", "PATH@REV needs a git checkout; or pass a plain --tree")
-    proc = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    proc = probe(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if proc.returncode != 0:
         raise HarnessError(f"{repo}: no commit {rev!r}", f"check with: git -C {repo} log --oneline {rev}")
     commit = proc.stdout.decode().strip()
     worktree = cache.cache_root() / "worktrees" / cache.stable_hash(str(repo))
     with cache.locked(worktree.with_suffix(".lock")):
         if not (worktree / ".git").exists():
-            _git(repo, "worktree", "prune")
+            probe(repo, "worktree", "prune")
             with progress.step(f"creating worktree {worktree} for {repo}"):
-                add = _git(repo, "worktree", "add", "--detach", "--force", str(worktree), commit)
+                add = probe(repo, "worktree", "add", "--detach", "--force", str(worktree), commit)
                 if add.returncode != 0:
                     raise HarnessError(f"git worktree add failed: {add.stderr.decode().strip()[-300:]}")
         else:
-            co = _git(worktree, "checkout", "--detach", "--force", "--quiet", commit)
+            co = probe(worktree, "checkout", "--detach", "--force", "--quiet", commit)
             if co.returncode != 0:
                 raise HarnessError(f"git checkout {commit[:12]} failed: {co.stderr.decode().strip()[-300:]}")
-            _git(worktree, "clean", "-fdq", "-e", "/.hmmbench-build-*")
+            probe(worktree, "clean", "-fdq", "-e", "/.hmmbench-build-*")
     check_kernel_tree(worktree)
     return KernelTree(path=worktree, identity=f"git:{commit}", label=f"{repo}@{rev} ({commit[:12]})")
 
@@ -264,7 +260,3 @@ def resolve_spec(spec: str) -> KernelTree:
 def resolve_kernel(kernel: str | None, tree: str | None) -> KernelTree:
     """The tree for ``--kernel KERNEL`` or ``--tree PATH[@REV]`` (default: the embedded default kernel)."""
     return resolve_spec(tree or kernel or DEFAULT_KERNEL)
-
-
-def describe_known() -> str:
-    return json.dumps({k: v.note for k, v in DEBIAN_KERNELS.items()}, indent=2)

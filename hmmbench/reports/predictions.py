@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from hmmbench.cases.exclusive_mprotect import restored_writability
 from hmmbench.cases.rules import decoded, errname, pfns
+from hmmbench.reports.results import RunResult
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,9 @@ PREDICTIONS: list[Prediction] = [
 ]
 
 
-def _observations(run: dict, case_id: str) -> dict | None:
-    for c in run["cases"]:
-        if c["id"] == case_id and c.get("record") and c["record"].get("status") == "observed":
-            return c["record"]["observations"]
-    return None
+def _observations(run: RunResult, case_id: str) -> dict | None:
+    case = run.case(case_id)
+    return case.observations if case else None
 
 
 def _matches(value: str, expected: str) -> bool:
@@ -92,21 +91,34 @@ def _matches(value: str, expected: str) -> bool:
     return value == key
 
 
-def check_all(base: dict, patched: dict) -> list[dict]:
+@dataclass
+class PredictionCheck:
+    """A prediction checked on a run before the series and a run after it."""
+
+    name: str
+    source: str
+    case: str
+    predicted_before: str
+    predicted_after: str
+    seen_before: str | None = None
+    seen_after: str | None = None
+    status: str = "not checked"  # confirmed, refuted, not checked (with why)
+
+
+def check_all(base: RunResult, patched: RunResult) -> list[PredictionCheck]:
     """Every prediction with the values seen before and after and whether both match."""
     out = []
     for p in PREDICTIONS:
         ob, op = _observations(base, p.case), _observations(patched, p.case)
-        row = {"name": p.name, "source": p.source, "case": p.case, "predicted_before": p.before,
-               "predicted_after": p.after, "seen_before": None, "seen_after": None, "status": "not checked"}
-        if ob is not None and op is not None:
-            try:
-                row["seen_before"], row["seen_after"] = str(p.observe(ob)), str(p.observe(op))
-            except (KeyError, TypeError, ValueError) as exc:
-                row["status"] = f"not checked ({exc!r})"
-                out.append(row)
-                continue
-            ok = _matches(row["seen_before"], p.before) and _matches(row["seen_after"], p.after)
-            row["status"] = "confirmed" if ok else "refuted"
+        row = PredictionCheck(p.name, p.source, p.case, p.before, p.after)
         out.append(row)
+        if ob is None or op is None:
+            continue
+        try:
+            row.seen_before, row.seen_after = str(p.observe(ob)), str(p.observe(op))
+        except (KeyError, TypeError, ValueError) as exc:
+            row.status = f"not checked ({exc!r})"
+            continue
+        ok = _matches(row.seen_before, p.before) and _matches(row.seen_after, p.after)
+        row.status = "confirmed" if ok else "refuted"
     return out

@@ -23,31 +23,12 @@ import shutil
 import struct
 import subprocess
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from hmmbench import cache, progress
 from hmmbench.errors import HarnessError
-from hmmbench.selftest.ktap import (
-    NO_RESULT_REASON,
-    STATUSES,
-    KtapDocument,
-    KtapTest,
-    SelftestResult,
-    Shortfall,
-    harness_totals,
-    parse_document,
-    parse_ktap,
-    summarize,
-)
-
-__all__ = [
-    "EXCLUSIVE_CASES", "NO_RESULT_REASON", "STATUSES", "KtapDocument", "KtapTest", "Recipe", "SelftestResult",
-    "Shortfall", "build_hmm_tests", "harness_totals", "parse_document", "parse_ktap", "selftest_verdicts_for",
-    "summarize",
-]
 
 ARCH = "x86_64"
 BINARY = "hmm-tests"
@@ -347,11 +328,3 @@ def build_hmm_tests(tree_path: Path, identity: str) -> Path:
                 "build_seconds": round(time.monotonic() - start, 1),
             })
     return final_dir / BINARY
-
-
-# ====================================================================== results
-
-
-def selftest_verdicts_for(results: Iterable[SelftestResult], case_name: str) -> list[SelftestResult]:
-    """The selftest results (every fixture variant) that check what hmmbench case ``case_name`` checks."""
-    return [r for r in results if EXCLUSIVE_CASES.get(r.test) == case_name]

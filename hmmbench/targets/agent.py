@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hmmbench.errors import HarnessError
-from hmmbench.targets.ssh import CommandTimeout, LineChannel, SshTarget
+from hmmbench.targets.ssh import CommandTimeout, LineChannel, SshConnection
 
 GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
 REMOTE_DIR = "/tmp/hmmbench-agent"
@@ -49,25 +49,13 @@ class AgentError(Exception):
     """The agent did not produce a JSON answer (it crashed, or python3/cffi is missing)."""
 
 
-class CaseEnded(Exception):
-    """The host's watch ended a running case early (a kernel report that wedges it, or a hang).
-
-    ``record`` is what the host knows of the case at that moment (its status, the kernel messages and
-    stuck tasks the agent streamed); the agent server is dropped with the case.
-    """
-
-    def __init__(self, record: dict) -> None:
-        super().__init__(record.get("reason", "case ended by the host"))
-        self.record = record
-
-
 # Called with every event the agent streams while a case runs, and at least once a second with None;
-# raises CaseEnded to end the case.
+# raises an exception (hmmbench.cases.watch.CaseEnded) to end the case.
 EventHook = Callable[[dict | None], None]
 
 
-class Target:
-    def __init__(self, ssh: SshTarget, label: str, sudo: str = "") -> None:
+class AgentClient:
+    def __init__(self, ssh: SshConnection, label: str, sudo: str = "") -> None:
         self.ssh = ssh
         self.label = label
         self.sudo = sudo  # "sudo -n " when the login is not root
@@ -110,8 +98,9 @@ class Target:
 
         While it runs, ``on_event`` sees every event the agent streams (kernel messages, the case's
         uninterruptible tasks) and is called at least once a second; it ends the case by raising
-        CaseEnded. A case that does not answer within ``timeout`` raises CommandTimeout and a dead link
-        ConnectionLost; either way the server is dropped, and the next case starts a new one.
+        (hmmbench.cases.watch.CaseEnded). A case that does not answer within ``timeout`` raises
+        CommandTimeout and a dead link ConnectionLost; either way (and when the hook raises) the server
+        is dropped, and the next case starts a new one.
         """
         request = {"cmd": "case", "name": name, "params": params, "uapi": self.uapi}
         return self._request(request, timeout, name, on_event)

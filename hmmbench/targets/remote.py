@@ -20,8 +20,8 @@ import paramiko
 from hmmbench import progress
 from hmmbench.errors import GuestUnreachable, HarnessError, HostKeyMismatch, InputError
 from hmmbench.guest import uapi
-from hmmbench.targets.agent import Target
-from hmmbench.targets.ssh import SshTarget
+from hmmbench.targets.agent import AgentClient
+from hmmbench.targets.ssh import SshConnection
 
 DEFAULT_KNOWN_HOSTS = Path.home() / ".ssh" / "known_hosts"
 
@@ -71,9 +71,9 @@ class RemoteOptions:
     pinned_host_key: str | None = None  # an OpenSSH public key line; overrides known_hosts
 
 
-def connect(url: SshUrl, opts: RemoteOptions, timeout: float = 15.0) -> SshTarget:
+def connect(url: SshUrl, opts: RemoteOptions, timeout: float = 15.0) -> SshConnection:
     """An authenticated connection, or a one-line HarnessError saying what is wrong."""
-    ssh = SshTarget(url.host, url.port, url.user, opts.identity, pinned_host_key=opts.pinned_host_key,
+    ssh = SshConnection(url.host, url.port, url.user, opts.identity, pinned_host_key=opts.pinned_host_key,
                     known_hosts=opts.known_hosts or DEFAULT_KNOWN_HOSTS, accept_new=opts.accept_new_host_key)
     try:
         return ssh.connect(timeout=timeout)
@@ -91,7 +91,7 @@ def connect(url: SshUrl, opts: RemoteOptions, timeout: float = 15.0) -> SshTarge
         raise GuestUnreachable(f"{url}: SSH failed ({exc})", "is that port an SSH server?") from exc
 
 
-def preflight(ssh: SshTarget, label: str) -> tuple[str, dict]:
+def preflight(ssh: SshConnection, label: str) -> tuple[str, dict]:
     """Check the target can run the suite; returns (command prefix for root, agent info)."""
     uid = ssh.run("id -u", timeout=30).stdout.strip()
     prefix = ""
@@ -131,28 +131,28 @@ class RemoteSession:
         self.url = url
         self.opts = opts
         self.probe_timeout = probe_timeout
-        self.target: Target | None = None
+        self.agent: AgentClient | None = None
         self.boots = 0
         self.boot_seconds: list[float] = []
         self.consoles: list[Path] = []
         self.last_info: dict = {}
 
-    def boot(self) -> Target:
+    def boot(self) -> AgentClient:
         """Connect, preflight, deploy the agent (no boot: the machine is already running)."""
         start = time.monotonic()
         with progress.step(f"connecting to {self.url}"):
             ssh = connect(self.url, self.opts)
             prefix, _ = preflight(ssh, str(self.url))
-            target = Target(ssh, str(self.url), sudo=prefix)
-            target.deploy()
-            target.load_info()
+            agent = AgentClient(ssh, str(self.url), sudo=prefix)
+            agent.deploy()
+            agent.load_info()
         self.boots += 1
         self.boot_seconds.append(time.monotonic() - start)
-        self.target = target
-        self.last_info = target.info
-        return target
+        self.agent = agent
+        self.last_info = agent.info
+        return agent
 
-    def restart(self, why: str) -> Target:
+    def restart(self, why: str) -> AgentClient:
         """After a lost connection: probe until the machine answers again (it may be rebooting)."""
         progress.say(f"{self.url}: {why}; probing until it answers again (up to {self.probe_timeout:.0f}s)")
         self.close()
@@ -167,8 +167,12 @@ class RemoteSession:
         raise GuestUnreachable(f"{self.url} did not come back within {self.probe_timeout:.0f}s: {last}")
 
     @property
+    def name(self) -> str:
+        return str(self.url)
+
+    @property
     def target_info(self) -> dict:
-        return self.target.info if self.target else self.last_info
+        return self.agent.info if self.agent else self.last_info
 
     def alive(self) -> bool:
         try:
@@ -181,9 +185,9 @@ class RemoteSession:
         return []  # no serial console: the agent's kmsg cursor is the source
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.close()
-            self.target = None
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
 
 
 def kexec_into(url: SshUrl, opts: RemoteOptions, bzimage: Path, release: str | None, banner: str | None,

@@ -66,7 +66,7 @@ def host_entry(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-class SshTarget:
+class SshConnection:
     """One authenticated SSH connection to a target."""
 
     def __init__(self, host: str, port: int, user: str = "root", key_file: Path | None = None,
@@ -84,7 +84,7 @@ class SshTarget:
     def url(self) -> str:
         return f"ssh://{self.user}@{self.host}:{self.port}"
 
-    def connect(self, timeout: float = 10.0) -> SshTarget:
+    def connect(self, timeout: float = 10.0) -> SshConnection:
         client = paramiko.SSHClient()
         entry = host_entry(self.host, self.port)
         if self.pinned is not None:
@@ -269,7 +269,7 @@ class LineChannel:
             pass
 
 
-def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: callable) -> SshTarget:
+def wait_for_ssh(make: callable, deadline: float, alive: callable, describe: callable) -> SshConnection:
     """Connect with ``make()`` until it works, the deadline passes, or ``alive()`` turns False."""
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -74,7 +74,7 @@ def drive(sessions: list[S], queue: WorkQueue[I], name: Callable[[S], str],
     def worker(session: S) -> None:
         stage = "boot"
         try:
-            if getattr(session, "target", None) is None:
+            if getattr(session, "agent", None) is None:
                 session.boot()
             while (taken := queue.take()) is not None:
                 index, item = taken

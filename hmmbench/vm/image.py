@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hmmbench import cache, data, progress
 from hmmbench.errors import HarnessError
-from hmmbench.kernel import apt as aptsource
+from hmmbench.kernel import apt
 
 RECIPE_DIR = data.VM_IMAGES
 DEFAULT_RECIPE = "debian-bookworm"
@@ -106,7 +106,7 @@ class ImageBuilder:
         spec = self.spec
         staging = Path(tempfile.mkdtemp(prefix="hmmbench-rootfs-", dir=out.parent))
         try:
-            mirror, _keyring = aptsource.debian_archive_uri(aptsource.read_machine_sources())
+            mirror, _keyring = apt.debian_archive_uri(apt.read_machine_sources())
             cmd = [
                 "mmdebstrap", f"--variant={spec.get('variant', 'minbase')}", "--mode=root", "--format=directory",
                 f"--include={','.join(spec['packages'])}",

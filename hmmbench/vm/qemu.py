@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import procs, progress
+from hmmbench import procs
 from hmmbench.errors import HarnessError
 from hmmbench.vm import netns
 from hmmbench.vm.netns import TapPort
@@ -276,7 +276,3 @@ def wait_for_console(guest: QemuGuest, needle: str, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return False
-
-
-def progress_boot(guest: QemuGuest) -> None:
-    progress.say(f"booting {guest.describe()}; console: {guest.console_path}")

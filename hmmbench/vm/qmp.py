@@ -45,9 +45,6 @@ class Qmp:
             raise QmpError(f"{command}: {reply['error'].get('desc', reply['error'])}")
         return reply.get("return")
 
-    def hmp(self, command_line: str) -> str:
-        return str(self.execute("human-monitor-command", **{"command-line": command_line}))
-
     def close(self) -> None:
         try:
             self.reader.close()

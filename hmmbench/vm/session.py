@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from hmmbench import progress
-from hmmbench.errors import GuestUnreachable, HarnessError
+from hmmbench.errors import HarnessError
 from hmmbench.kernel.build import BuiltKernel
-from hmmbench.targets.agent import Target
-from hmmbench.targets.ssh import SshTarget, wait_for_ssh
+from hmmbench.targets.agent import AgentClient
+from hmmbench.targets.ssh import SshConnection, wait_for_ssh
 from hmmbench.vm.image import GuestImage
 from hmmbench.vm.netns import TapNetwork
 from hmmbench.vm.qemu import GuestConfig, QemuGuest, wait_for_console
@@ -39,13 +39,13 @@ class QemuSession:
         self.cfg = cfg
         self.boots = 0
         self.guest: QemuGuest | None = None
-        self.target: Target | None = None
+        self.agent: AgentClient | None = None
         self.boot_seconds: list[float] = []
         self.consoles: list[Path] = []
         self.last_info: dict = {}
         self.boot_phases: list[dict[str, float]] = []  # per boot: seconds until SSH answered, deploy, info
 
-    def boot(self) -> Target:
+    def boot(self) -> AgentClient:
         self.boots += 1
         guest = QemuGuest(self.kernel.bzimage, self.image.rootfs, self.run_dir, self.cfg,
                           name=f"{self.label}boot{self.boots}")
@@ -64,25 +64,26 @@ class QemuSession:
             wait_for_console(guest, SSHD_STARTING, min(MARKER_WAIT, max(0.0, deadline - time.monotonic())))
             ssh_start = time.monotonic()
             ssh = wait_for_ssh(
-                lambda: SshTarget(host, port, "root", self.image.client_key, pinned_host_key=self.image.host_public_key,
-                                  sock_factory=(lambda: net.connect(host, port)) if net else None),
+                lambda: SshConnection(host, port, "root", self.image.client_key,
+                                      pinned_host_key=self.image.host_public_key,
+                                      sock_factory=(lambda: net.connect(host, port)) if net else None),
                 deadline, guest.alive,
                 lambda: f"console tail:\n{guest.console_tail()}\n(full console: {guest.console_path})",
             )
             ssh_up = time.monotonic()
-            target = Target(ssh, f"qemu {guest.name}")
-            target.uapi = self.kernel.uapi.to_dict() if self.kernel.uapi else None
-            target.deploy()
+            agent = AgentClient(ssh, f"qemu {guest.name}")
+            agent.uapi = self.kernel.uapi.to_dict() if self.kernel.uapi else None
+            agent.deploy()
             deployed = time.monotonic()
-            info = target.load_info()
+            info = agent.load_info()
         done = time.monotonic()
         self.boot_seconds.append(done - start)
         self.boot_phases.append({"until_sshd": round(ssh_start - start, 2), "ssh": round(ssh_up - ssh_start, 2),
                                  "deploy": round(deployed - ssh_up, 2), "agent_info": round(done - deployed, 2)})
         self._verify(info)
-        self.target = target
+        self.agent = agent
         self.last_info = info
-        return target
+        return agent
 
     def _verify(self, info: dict) -> None:
         """Ready means: the guest runs the kernel just built (release and build string)."""
@@ -91,14 +92,18 @@ class QemuSession:
                 f"guest runs {info.get('release')} ({info.get('proc_version')}), expected {self.kernel.release} "
                 f"({self.kernel.banner})", "the wrong kernel booted; check the QEMU command line in the run dir")
 
-    def restart(self, why: str) -> Target:
+    def restart(self, why: str) -> AgentClient:
         progress.say(f"restarting the guest ({why}); console of the old one: {self.consoles[-1]}")
         self.close()
         return self.boot()
 
     @property
+    def name(self) -> str:
+        return self.label.rstrip("-") or "guest"
+
+    @property
     def target_info(self) -> dict:
-        return self.target.info if self.target else self.last_info
+        return self.agent.info if self.agent else self.last_info
 
     def alive(self) -> bool:
         return self.guest is not None and self.guest.alive()
@@ -107,11 +112,9 @@ class QemuSession:
         return self.guest.console_text().splitlines() if self.guest else []
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.close()
-            self.target = None
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
         if self.guest is not None:
             self.guest.close()
 
-
-__all__ = ["QemuSession", "GuestUnreachable"]

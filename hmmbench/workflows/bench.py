@@ -32,12 +32,10 @@ from pathlib import Path
 from hmmbench import cache, data, progress
 from hmmbench.errors import HarnessError
 from hmmbench.guest import uapi
-from hmmbench.kernel import fixture_history as gitrepo
+from hmmbench.kernel import fixture_history
 from hmmbench.reports import results
-from hmmbench.vm import accel
-from hmmbench.vm.qemu import GuestConfig
-from hmmbench.vm.session import QemuSession
-from hmmbench.workflows import run as runner
+from hmmbench.targets.session import Session, open_sessions
+from hmmbench.workflows import run as run_workflow
 
 C_SOURCE = data.BENCH_C / "exclusive_loop.c"
 DISPATCH_CASE = "exclusive_bad_args"  # short, and touches the device: the per-process cost dominates
@@ -72,9 +70,9 @@ def build_c_loop() -> Path:
     return out
 
 
-def loop_pair(session: QemuSession, binary: Path, iterations: int, repeat: int) -> dict:
+def loop_pair(session: Session, binary: Path, iterations: int, repeat: int) -> dict:
     """Python/cffi agent loop and C loop, alternating, in the same boot."""
-    target = session.target
+    target = session.agent
     assert target is not None
     number = uapi.ioctl_numbers(target.info["release"])["EXCLUSIVE"]
     target.ssh.put_file(binary, "/tmp/exclusive_loop", 0o755)
@@ -93,9 +91,9 @@ def loop_pair(session: QemuSession, binary: Path, iterations: int, repeat: int) 
     return {"python_ops_per_s": stats(py), "c_ops_per_s": stats(c), "ratio": stats(ratio), "iterations": iterations}
 
 
-def dispatch_pair(session: QemuSession, repeat: int) -> dict:
+def dispatch_pair(session: Session, repeat: int) -> dict:
     """Seconds per case process: fresh interpreter vs forked from the warm server, alternating."""
-    target = session.target
+    target = session.agent
     assert target is not None
     target.run_case(DISPATCH_CASE, {}, 120)  # start the server: its start-up is paid once per boot
     oneshot, forked = [], []
@@ -116,20 +114,20 @@ def recorded_cold(kernel_key: str, image_dir: Path) -> dict:
     return {"kernel_build_seconds": k.get("build_seconds"), "image_build_seconds": i.get("build_seconds")}
 
 
-def _timed_run(req: runner.RunRequest) -> float:
+def _timed_run(req: run_workflow.RunRequest) -> float:
     start = time.monotonic()
-    runner.run(req)
+    run_workflow.run(req)
     return time.monotonic() - start
 
 
-def series_step(req: runner.RunRequest, out_dir: Path, repeat: int) -> list[float]:
+def series_step(req: run_workflow.RunRequest, out_dir: Path, repeat: int) -> list[float]:
     """Commit a one-line change to mm/memory.c on the git import's base, then build + boot + suite."""
-    repo = gitrepo.ensure_repo()
-    base = gitrepo.git(repo, "rev-parse", gitrepo.BASE_BRANCH)
+    repo = fixture_history.ensure_repo()
+    base = fixture_history.git(repo, "rev-parse", fixture_history.BASE_BRANCH)
     samples = []
     for i in range(repeat):
         stamp = f"{time.time_ns()}-{i}"
-        commit = gitrepo.commit_change(repo, base, f"bench: touch mm/memory.c ({stamp})", {
+        commit = fixture_history.commit_change(repo, base, f"bench: touch mm/memory.c ({stamp})", {
             "mm/memory.c": ("#include <linux/kernel_stat.h>", f"#include <linux/kernel_stat.h>\n/* bench {stamp} */")})
         progress.say(f"bench: series step {i + 1}/{repeat}: build + boot + suite at {commit[:12]}")
         samples.append(_timed_run(dataclasses.replace(req, kernel=f"{repo}@{commit}", tree=None,
@@ -137,31 +135,31 @@ def series_step(req: runner.RunRequest, out_dir: Path, repeat: int) -> list[floa
     return samples
 
 
-def bisect16(req: runner.RunRequest, out_dir: Path) -> dict:
+def bisect16(req: run_workflow.RunRequest, out_dir: Path) -> dict:
     """A real bisection over 16 fresh commits on the git import (commit 11 breaks exclusive_basic)."""
-    from hmmbench.workflows import bisect as bisection
+    from hmmbench.workflows import bisect
 
-    repo = gitrepo.ensure_repo()
+    repo = fixture_history.ensure_repo()
     stamp = str(time.time_ns())
     mark = "#include <linux/init.h>"
-    parent = gitrepo.BASE_BRANCH
+    parent = fixture_history.BASE_BRANCH
     commits = []
     for i in range(1, 17):
         if i == 11:
-            edits = gitrepo.BREAK_EXCLUSIVE_BASIC
+            edits = fixture_history.BREAK_EXCLUSIVE_BASIC
         else:
             path, anchor = ("mm/memory.c", "#include <linux/kernel_stat.h>") if i % 2 else ("lib/test_hmm.c", mark)
             edits = {path: (anchor, f"{anchor}\n/* bench {stamp} c{i} */")}
-        parent = gitrepo.commit_change(repo, parent, f"bench bisect {stamp} c{i}", edits)
+        parent = fixture_history.commit_change(repo, parent, f"bench bisect {stamp} c{i}", edits)
         commits.append(parent)
-    breq = bisection.BisectRequest(repo=repo, good=gitrepo.BASE_BRANCH, bad=commits[-1], case="exclusive_basic",
+    breq = bisect.BisectRequest(repo=repo, good=fixture_history.BASE_BRANCH, bad=commits[-1], case="exclusive_basic",
                                    run=dataclasses.replace(req, case_names=[]))
     start = time.monotonic()
-    report = bisection.Bisector(breq, out_dir / "bisect16").run()
+    report = bisect.Bisector(breq, out_dir / "bisect16").run()
     seconds = time.monotonic() - start
-    if report["first_bad"]["commit"] != commits[10]:
-        raise HarnessError(f"bench bisection named {report['first_bad']['commit'][:12]}, not {commits[10][:12]}")
-    return {"seconds": round(seconds, 1), "commits": 16, "cycles": report["cycles_this_run"]}
+    if report.first_bad["commit"] != commits[10]:
+        raise HarnessError(f"bench bisection named {report.first_bad['commit'][:12]}, not {commits[10][:12]}")
+    return {"seconds": round(seconds, 1), "commits": 16, "cycles": report.cycles_this_run}
 
 
 def cold_first_verdict(kernel: str | None, out_dir: Path) -> dict:
@@ -181,9 +179,9 @@ def cold_first_verdict(kernel: str | None, out_dir: Path) -> dict:
     if proc.returncode not in (0, 1):
         raise HarnessError(f"cold run failed (exit {proc.returncode}); its output is above")
     res = results.load(out_dir / "cold" / "results.json")
-    kernel_s = res["kernel"]["build_seconds"] or 0.0
-    boot_s = sum(res["target"]["boot_seconds"])
-    cases_s = sum(c["seconds"] for c in res["cases"])
+    kernel_s = res.kernel.build_seconds or 0.0
+    boot_s = sum(res.target.boot_seconds)
+    cases_s = sum(c.seconds for c in res.cases)
     return {"seconds": round(seconds, 1), "profile": {
         "kernel configure + build": round(kernel_s, 1),
         "guest image (in parallel with the kernel)": image_seconds,
@@ -191,18 +189,17 @@ def cold_first_verdict(kernel: str | None, out_dir: Path) -> dict:
         "fetch, unpack, identity, process start": round(seconds - kernel_s - boot_s - cases_s, 1)}}
 
 
-def run(req: runner.RunRequest, plan: BenchPlan) -> dict:
-    tree_obj, kernel, image = runner.prepare(req)
-    acc, why = accel.choose(kernel.bzimage, image.rootfs, req.accel)
-    out_dir = (req.out_dir or Path("hmmbench-results") / "bench").resolve()
-    cfg = GuestConfig(memory_mib=req.memory_mib, cpus=req.cpus, numa_nodes=req.numa_nodes, accel=acc)
+def run(req: run_workflow.RunRequest, plan: BenchPlan) -> dict:
+    tree_obj, kernel, image = run_workflow.prepare(req)
+    out_dir = (req.out_dir or results.RESULTS_DIR / "bench").resolve()
     binary = build_c_loop()
     boots: list[float] = []
     loops: dict = {}
     dispatch: dict = {}
     for i in range(plan.repeat):
-        session = QemuSession(kernel, image, out_dir / f"boot-{i}", cfg)
-        try:
+        with open_sessions(out_dir / f"boot-{i}", kernel=kernel, image=image, shape=req.shape) as opened:
+            session = opened.sessions[0]
+            acc, why, guest_cpus = opened.target.accel, opened.target.accel_why, opened.target.cpus
             session.boot()
             boots.append(session.boot_seconds[-1])
             if i == 0:
@@ -212,8 +209,6 @@ def run(req: runner.RunRequest, plan: BenchPlan) -> dict:
                 with progress.step(f"bench: loop, Python/cffi agent vs C, {plan.iterations} iterations x "
                                    f"{plan.repeat}"):
                     loops = loop_pair(session, binary, plan.iterations, plan.repeat)
-        finally:
-            session.close()
     suite: dict[int, list[float]] = {1: [], 2: []}
     for i in range(plan.repeat):
         for jobs in (1, 2):
@@ -221,7 +216,7 @@ def run(req: runner.RunRequest, plan: BenchPlan) -> dict:
             suite[jobs].append(_timed_run(dataclasses.replace(req, jobs=jobs, out_dir=out_dir / f"suite-j{jobs}-{i}")))
     report = {
         "schema": "hmmbench.bench/2", "accel": acc, "accel_why": why, "host_cpus": os.cpu_count(),
-        "guest_cpus": cfg.cpus, "kernel": kernel.release, "tree": tree_obj.label,
+        "guest_cpus": guest_cpus, "kernel": kernel.release, "tree": tree_obj.label,
         "boot_seconds": stats(boots), "warm_suite_seconds": stats(suite[1]),
         "warm_suite_jobs2_seconds": stats(suite[2]),
         "jobs2_speedup": stats([a / b for a, b in zip(suite[1], suite[2], strict=True)]),

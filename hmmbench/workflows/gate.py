@@ -8,42 +8,19 @@ the series changed, with each of the facts file's predictions confirmed or refut
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from hmmbench import __version__, progress, validate
-from hmmbench.kernel import facts as kernelfacts
-from hmmbench.reports import compare, predictions, results
-from hmmbench.workflows import run as runner
+from hmmbench import progress, validate
+from hmmbench.reports import results
+from hmmbench.reports.gate import GateReport, build_report
+from hmmbench.workflows import run
 
 DEFAULT_BASE = "debian-6.12"
 DEFAULT_PATCHED = "debian-7.2"
 
 
-def _side(spec: str, res: dict) -> dict:
-    k = res["kernel"]
-    return {"spec": spec, "release": k["release"], "label": k["label"], "tree_identity": k["tree_identity"],
-            "config_hash": k["config_hash"], "results_path": res.get("results_path")}
-
-
-def build_report(base_spec: str, patched_spec: str, base: dict, patched: dict) -> dict:
-    diffs = compare.diff_runs(base, patched)
-    counts = Counter(d.category for d in diffs)
-    preds = []
-    if kernelfacts.has_series(base["kernel"]["release"]) != kernelfacts.has_series(patched["kernel"]["release"]):
-        preds = predictions.check_all(base, patched)
-    regressed = compare.regressed(diffs)
-    return {
-        "schema": "hmmbench.gate/1", "hmmbench_version": __version__, "exit_code": 1 if regressed else 0,
-        "regressed": regressed, "base": _side(base_spec, base), "patched": _side(patched_spec, patched),
-        "cases": [d.to_dict() for d in diffs],
-        "counts": {c: counts[c] for c in compare.CATEGORY_ORDER if counts.get(c)},
-        "predictions": preds,
-    }
-
-
-def run(req: runner.RunRequest, base_spec: str, patched_spec: str, out_dir: Path) -> dict:
+def gate(req: run.RunRequest, base_spec: str, patched_spec: str, out_dir: Path) -> GateReport:
     """Run the suite on both kernels (results under out_dir/base and out_dir/patched) and compare.
 
     Both kernels are checked first: a patched kernel that does not exist must not cost a base build
@@ -56,7 +33,7 @@ def run(req: runner.RunRequest, base_spec: str, patched_spec: str, out_dir: Path
         side_req = replace(req, kernel=spec, tree=None, out_dir=out_dir / side, junit=None)
         if req.target_url:  # a real machine: switch it to this side's kernel first
             side_req = replace(side_req, kexec=spec)
-        _code, runs[side] = runner.run(side_req)
+        runs[side] = run.run(side_req)
     report = build_report(base_spec, patched_spec, runs["base"], runs["patched"])
     results.write_json(out_dir / "gate.json", report)
     return report

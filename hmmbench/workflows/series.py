@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 import time
-from dataclasses import replace
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from hmmbench import progress, validate
 from hmmbench.errors import HarnessError
 from hmmbench.kernel import sources
 from hmmbench.kernel.build import BuildFailed, KernelBuilder
+from hmmbench.kernel.git import git, git_output, probe
 from hmmbench.reports import results
 from hmmbench.vm.image import ImageBuilder
-from hmmbench.workflows import run as runner
-
-
-def _git(path: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise HarnessError(f"git {' '.join(args[:3])} failed in {path}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout.strip()
+from hmmbench.workflows import run
 
 
 def patch_files(patches: Path) -> list[Path]:
@@ -42,35 +36,34 @@ def apply_patches(repo: Path, base: str, patches: Path) -> str:
     """``git am`` the patches on a fresh branch from ``base``; returns the tip commit."""
     tree = sources.tree_at_rev(repo, base)
     branch = f"hmmbench/series-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    _git(tree.path, "checkout", "--quiet", "-b", branch)
-    ident = [] if _git(tree.path, "config", "user.email", check=False) else [
-        "-c", "user.name=hmmbench", "-c", "user.email=hmmbench@localhost"]
+    git(tree.path, "checkout", "--quiet", "-b", branch)
+    ident = {} if git_output(tree.path, "config", "user.email") else {
+        "GIT_COMMITTER_NAME": "hmmbench", "GIT_COMMITTER_EMAIL": "hmmbench@localhost"}
     files = patch_files(patches)
     with progress.step(f"git am {len(files)} file(s) on {branch} (from {base})"):
-        proc = subprocess.run(["git", *ident, "-C", str(tree.path), "am", "--3way", "--committer-date-is-author-date",
-                               *map(str, files)], capture_output=True, text=True)
+        proc = probe(tree.path, "am", "--3way", "--committer-date-is-author-date", *map(str, files), env=ident)
     if proc.returncode != 0:
-        subprocess.run(["git", "-C", str(tree.path), "am", "--abort"], capture_output=True)
-        failing = re.search(r"Patch failed at \d+ (.*)", proc.stdout + proc.stderr)
+        probe(tree.path, "am", "--abort")
+        failing = re.search(r"Patch failed at \d+ (.*)", (proc.stdout + proc.stderr).decode(errors="replace"))
         raise HarnessError(f"git am failed{': ' + failing.group(1) if failing else ''}",
                            f"the patches do not apply on {base}; branch {branch} holds what applied")
-    tip = _git(tree.path, "rev-parse", "HEAD")
-    _git(tree.path, "checkout", "--quiet", "--detach", tip)
+    tip = git(tree.path, "rev-parse", "HEAD")
+    git(tree.path, "checkout", "--quiet", "--detach", tip)
     progress.say(f"series applied on branch {branch}: tip {tip[:12]}")
     return tip
 
 
 def commits_between(repo: Path, base: str, tip: str) -> list[tuple[str, str]]:
     """(hash, subject) of the base commit and every commit after it up to ``tip``, oldest first."""
-    base_hash = _git(repo, "rev-parse", "--verify", f"{base}^{{commit}}")
-    log = _git(repo, "log", "--reverse", "--format=%H %s", f"{base_hash}..{tip}")
-    out = [(base_hash, _git(repo, "log", "-1", "--format=%s", base_hash))]
+    base_hash = git(repo, "rev-parse", "--verify", f"{base}^{{commit}}")
+    log = git(repo, "log", "--reverse", "--format=%H %s", f"{base_hash}..{tip}")
+    out = [(base_hash, git(repo, "log", "-1", "--format=%s", base_hash))]
     out += [tuple(line.split(" ", 1)) if " " in line else (line, "") for line in log.splitlines() if line]
     return out
 
 
 def touched_files(repo: Path, commit: str) -> list[str]:
-    return _git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
+    return git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", "--root", commit).splitlines()
 
 
 def warnings_in(warnings: tuple[str, ...] | list[str], files: list[str]) -> list[str]:
@@ -83,93 +76,151 @@ def warnings_in(warnings: tuple[str, ...] | list[str], files: list[str]) -> list
     return out
 
 
-def walk(req: runner.RunRequest, repo: Path, base: str, tip: str, out_dir: Path) -> dict:
+@dataclass
+class BuildStep:
+    """How one commit's kernel build went."""
+
+    ok: bool
+    seconds: float
+    cached: bool | None = None
+    release: str | None = None
+    new_warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    log: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BootStep:
+    ok: bool
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class SeriesStep:
+    """One commit of the walk: build, boot, and each case variant's verdict."""
+
+    commit: str
+    subject: str
+    files: list[str]
+    build: BuildStep | None = None
+    boot: BootStep | None = None
+    results_path: str | None = None
+    verdicts: dict[str, str] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def broken(self) -> bool:
+        return not (self.build and self.build.ok and self.boot and self.boot.ok)
+
+
+@dataclass
+class FirstChange:
+    """The first commit at which a case's verdict differs from the base commit's."""
+
+    case: str
+    before: str
+    after: str
+    commit: str
+    subject: str
+    summary: str
+
+    def to_dict(self) -> dict:
+        return {"case": self.case, "from": self.before, "to": self.after, "commit": self.commit,
+                "subject": self.subject, "summary": self.summary}
+
+
+@dataclass
+class SeriesReport:
+    repo: str
+    base: str
+    tip: str
+    steps: list[SeriesStep]
+
+    @property
+    def first_changes(self) -> list[FirstChange]:
+        return first_changes(self.steps)
+
+    @property
+    def exit_code(self) -> int:
+        """1 if a commit did not build or boot, or a case went from PASS to FAIL somewhere in the series."""
+        regressed = any(ch.before == "PASS" and ch.after == "FAIL" for ch in self.first_changes)
+        return 1 if regressed or any(s.broken for s in self.steps) else 0
+
+    def to_dict(self) -> dict:
+        return {"schema": "hmmbench.series/1", "repo": self.repo, "base": self.base, "tip": self.tip,
+                "steps": [asdict(s) for s in self.steps], "first_changes": [c.to_dict() for c in self.first_changes]}
+
+
+def walk(req: run.RunRequest, repo: Path, base: str, tip: str, out_dir: Path) -> SeriesReport:
     """Build, boot and run at every commit; returns the series report."""
-    specs = runner.select_cases(req.case_names)
+    specs = run.select_cases(req.case_names)
     image = ImageBuilder(req.recipe).build()
     commits = commits_between(repo, base, tip)
     progress.say(f"series: {len(commits)} commits ({commits[0][0][:12]} .. {commits[-1][0][:12]})")
-    steps = []
+    report = SeriesReport(str(repo), base, tip, [])
     for i, (commit, subject) in enumerate(commits):
         progress.say(f"series [{i + 1}/{len(commits)}] {commit[:12]} {subject}")
-        step: dict = {"commit": commit, "subject": subject, "files": touched_files(repo, commit) if i else []}
+        step = SeriesStep(commit, subject, touched_files(repo, commit) if i else [])
+        report.steps.append(step)
         t0 = time.monotonic()
         try:
             tree = sources.tree_at_rev(repo, commit)
-            builder = KernelBuilder(tree, req.fragments, req.base)
-            kernel = builder.build()
-            step["build"] = {"ok": True, "seconds": round(time.monotonic() - t0, 1), "cached": kernel.cached,
-                             "release": kernel.release,
-                             "new_warnings": warnings_in(kernel.warnings, step["files"]) if i else []}
+            kernel = KernelBuilder(tree, req.fragments, req.config_base).build()
+            step.build = BuildStep(True, round(time.monotonic() - t0, 1), kernel.cached, kernel.release,
+                                   warnings_in(kernel.warnings, step.files) if i else [])
         except BuildFailed as exc:
-            step["build"] = {"ok": False, "seconds": round(time.monotonic() - t0, 1), "error": exc.reason,
-                             "log": str(exc.log), "errors": exc.errors[:10]}
-            steps.append(step)
+            step.build = BuildStep(False, round(time.monotonic() - t0, 1), error=exc.reason, log=str(exc.log),
+                                   errors=exc.errors[:10])
             continue
         try:
             side_req = replace(req, out_dir=out_dir / f"{i:03d}-{commit[:12]}", junit=None)
-            _code, res = runner.run_prepared(side_req, specs, tree, kernel, image)
-            step["boot"] = {"ok": True, "seconds": res["target"]["boot_seconds"]}
-            step["results_path"] = res["results_path"]
-            step["verdicts"] = {c["id"]: c["verdict"]["status"] for c in res["cases"]}
-            step["summaries"] = {c["id"]: c["verdict"]["summary"] for c in res["cases"]}
+            res = run.run_prepared(side_req, specs, tree, kernel, image)
+            step.boot = BootStep(True, res.target.boot_seconds)
+            step.results_path = res.results_path
+            step.verdicts = {c.id: str(c.status) for c in res.cases}
+            step.summaries = {c.id: c.verdict.summary for c in res.cases}
         except HarnessError as exc:
-            step["boot"] = {"ok": False, "error": exc.reason}
-        steps.append(step)
-    report = {"schema": "hmmbench.series/1", "repo": str(repo), "base": base, "tip": tip, "steps": steps,
-              "first_changes": first_changes(steps)}
+            step.boot = BootStep(False, error=exc.reason)
     results.write_json(out_dir / "series.json", report)
     return report
 
 
-def first_changes(steps: list[dict]) -> list[dict]:
+def first_changes(steps: list[SeriesStep]) -> list[FirstChange]:
     """For each case: the first commit whose verdict differs from the base commit's."""
-    if not steps or "verdicts" not in steps[0]:
+    if not steps or not steps[0].verdicts:
         return []
-    base = steps[0]["verdicts"]
     out = []
-    for case_id, base_status in base.items():
+    for case_id, base_status in steps[0].verdicts.items():
         for step in steps[1:]:
-            status = step.get("verdicts", {}).get(case_id)
+            status = step.verdicts.get(case_id)
             if status is not None and status != base_status:
-                out.append({"case": case_id, "from": base_status, "to": status, "commit": step["commit"],
-                            "subject": step["subject"], "summary": step["summaries"].get(case_id, "")})
+                out.append(FirstChange(case_id, base_status, status, step.commit, step.subject,
+                                       step.summaries.get(case_id, "")))
                 break
     return out
 
 
-def text(report: dict) -> str:
-    lines = [f"series {report['repo']} {report['base']}..{report['tip'][:12]}", ""]
-    for s in report["steps"]:
-        b = s["build"]
-        build = (f"build ok {b['seconds']:.0f}s" + (" (cached)" if b.get("cached") else "")) if b["ok"] \
-            else f"BUILD FAILED: {b['error']}"
-        boot = "" if "boot" not in s else ("boot ok" if s["boot"]["ok"] else f"BOOT FAILED: {s['boot']['error']}")
-        counts = {}
-        for v in s.get("verdicts", {}).values():
-            counts[v] = counts.get(v, 0) + 1
+def text(report: SeriesReport) -> str:
+    lines = [f"series {report.repo} {report.base}..{report.tip[:12]}", ""]
+    for s in report.steps:
+        b = s.build
+        assert b is not None
+        build = (f"build ok {b.seconds:.0f}s" + (" (cached)" if b.cached else "")) if b.ok \
+            else f"BUILD FAILED: {b.error}"
+        boot = "" if s.boot is None else ("boot ok" if s.boot.ok else f"BOOT FAILED: {s.boot.error}")
+        counts = Counter(s.verdicts.values())
         verdicts = " ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        lines.append(f"{s['commit'][:12]} {s['subject'][:50]:<50}  {build}  {boot}  {verdicts}")
-        for w in (b.get("new_warnings") or [])[:5]:
+        lines.append(f"{s.commit[:12]} {s.subject[:50]:<50}  {build}  {boot}  {verdicts}")
+        for w in b.new_warnings[:5]:
             lines.append(f"    new warning: {w}")
     lines.append("")
-    if report["first_changes"]:
+    if report.first_changes:
         lines.append("first commit at which each case changed:")
-        for ch in report["first_changes"]:
-            lines.append(f"  {ch['case']}: {ch['from']} -> {ch['to']} at {ch['commit'][:12]} {ch['subject']}")
-            lines.append(f"      {ch['summary']}")
+        for ch in report.first_changes:
+            lines.append(f"  {ch.case}: {ch.before} -> {ch.after} at {ch.commit[:12]} {ch.subject}")
+            lines.append(f"      {ch.summary}")
     else:
         lines.append("no case changed its verdict across the series")
     return "\n".join(lines)
-
-
-def exit_code(report: dict) -> int:
-    """1 if a commit did not build or boot, or a case went from PASS to FAIL somewhere in the series."""
-    broken = any(not s["build"]["ok"] or not s.get("boot", {}).get("ok") for s in report["steps"])
-    regressed = any(ch["from"] == "PASS" and ch["to"] == "FAIL" for ch in report["first_changes"])
-    return 1 if broken or regressed else 0
-
-
-def series_out_dir() -> Path:
-    return Path("hmmbench-results") / f"series-{dt.datetime.now():%Y%m%d-%H%M%S}"
-

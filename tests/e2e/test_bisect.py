@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hmmbench import cache
-from hmmbench.kernel import fixture_history as gitrepo
+from hmmbench.kernel import fixture_history
 
 from .conftest import HMMBENCH, REPO, run_hmmbench
 
@@ -27,8 +27,8 @@ MARK = "#include <linux/init.h>"
 
 
 def make_history() -> tuple[Path, list[str]]:
-    repo = gitrepo.ensure_repo()
-    commits, parent = [], gitrepo.BASE_BRANCH
+    repo = fixture_history.ensure_repo()
+    commits, parent = [], fixture_history.BASE_BRANCH
     for i in range(1, 14):
         if i == 6:
             edits = {"lib/test_hmm.c": (MARK, f"{MARK}\nthis line does not compile; /* bisect c{i} */")}
@@ -36,12 +36,12 @@ def make_history() -> tuple[Path, list[str]]:
             edits = {"lib/test_hmm.c": (f"{MARK}\nthis line does not compile; /* bisect c6 */",
                                         f"{MARK}\n/* bisect c{i}: repaired */")}
         elif i == 10:
-            edits = gitrepo.BREAK_EXCLUSIVE_BASIC
+            edits = fixture_history.BREAK_EXCLUSIVE_BASIC
         else:
             edits = {"lib/test_hmm.c": (MARK, f"{MARK}\n/* bisect c{i}: harmless */")}
-        parent = gitrepo.commit_change(repo, parent, f"bisect test c{i}", edits)
+        parent = fixture_history.commit_change(repo, parent, f"bisect test c{i}", edits)
         commits.append(parent)
-    gitrepo.branch(repo, "bisect-bad", commits[-1])
+    fixture_history.branch(repo, "bisect-bad", commits[-1])
     return repo, commits
 
 
@@ -55,7 +55,7 @@ def _state_file_for(bad: str) -> Path | None:
 
 def test_bisect_finds_the_breaking_commit_and_resumes(tmp_path: Path) -> None:
     repo, commits = make_history()
-    args = ["bisect", "--tree", str(repo), "--good", gitrepo.BASE_BRANCH, "--bad", "bisect-bad",
+    args = ["bisect", "--tree", str(repo), "--good", fixture_history.BASE_BRANCH, "--bad", "bisect-bad",
             "--case", "exclusive_basic", "--timeout", "120"]
     leftover = _state_file_for(commits[-1])  # from an earlier run: this run would be a pure replay
     if leftover:
@@ -98,7 +98,7 @@ def test_bisect_finds_the_breaking_commit_and_resumes(tmp_path: Path) -> None:
 
 def test_bisect_script_for_git_bisect_run(tmp_path: Path) -> None:
     repo, _ = make_history()
-    proc = run_hmmbench("bisect", "--tree", str(repo), "--good", gitrepo.BASE_BRANCH, "--bad", "bisect-bad",
+    proc = run_hmmbench("bisect", "--tree", str(repo), "--good", fixture_history.BASE_BRANCH, "--bad", "bisect-bad",
                         "--case", "exclusive_basic", "--script")
     assert proc.returncode == 0
     assert proc.stdout.startswith("#!/bin/sh")

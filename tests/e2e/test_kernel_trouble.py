@@ -52,7 +52,7 @@ def test_a_warning_in_the_restore_path_fails_the_first_case_that_restores(kernel
     hit = by_id["exclusive_basic[npages=4]"]
     v = hit["verdict"]
     assert v["status"] == "FAIL"
-    line = injected_line(repo, commit, "mm/memory.c", "hmmbench_inject & 1")
+    line = injected_line(repo, commit, "mm/memory.c", "hmmbench_inject & 1);")
     crash = v["crashes"][0]
     assert crash["location"] == f"mm/memory.c:{line}", v["crashes"]
     func = warning_function(Path(hit["console_excerpt"]))
@@ -112,7 +112,7 @@ def test_a_case_owns_the_messages_of_its_exit(kernel, tmp_path: Path) -> None:
     by_id, _res = run(kernel, WARN_ZAP, tmp_path / "zap", "--case", "exclusive_exit")
     hit = by_id["exclusive_exit"]
     v = hit["verdict"]
-    line = injected_line(repo, commit, "mm/memory.c", "hmmbench_inject & 16")
+    line = injected_line(repo, commit, "mm/memory.c", "hmmbench_inject & 16)")
     assert any(c["location"] == f"mm/memory.c:{line}" for c in v["crashes"]), v["crashes"]
     assert v["status"] == "FAIL" and "kernel messages" in v["failed_checks"]
     # The WARN came from the case's kernel messages (the agent's window), not only from the console.

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hmmbench.kernel import fixture_history as gitrepo
+from hmmbench.kernel import fixture_history
 
 from .conftest import run_hmmbench
 
@@ -16,17 +16,17 @@ pytestmark = pytest.mark.slow
 
 HARMLESS_1 = {"mm/rmap.c": ("#include <linux/mm.h>", "#include <linux/mm.h>\n/* hmmbench test: harmless 1 */")}
 HARMLESS_2 = {"lib/test_hmm.c": ("#include <linux/init.h>", "#include <linux/init.h>\n/* hmmbench test: harmless 2 */")}
-BREAKING = gitrepo.BREAK_EXCLUSIVE_BASIC
+BREAKING = fixture_history.BREAK_EXCLUSIVE_BASIC
 HARMLESS_3 = {"mm/memory.c": ("#include <linux/kernel_stat.h>",
                               "#include <linux/kernel_stat.h>\n/* hmmbench test: harmless 3 */")}
 
 
 def make_history() -> tuple[Path, list[str]]:
-    repo = gitrepo.ensure_repo()
-    commits, parent = [], gitrepo.BASE_BRANCH
+    repo = fixture_history.ensure_repo()
+    commits, parent = [], fixture_history.BASE_BRANCH
     for msg, edits in (("harmless one", HARMLESS_1), ("harmless two", HARMLESS_2),
                        ("test_hmm: break CHECK_EXCLUSIVE", BREAKING), ("harmless three", HARMLESS_3)):
-        parent = gitrepo.commit_change(repo, parent, msg, edits)
+        parent = fixture_history.commit_change(repo, parent, msg, edits)
         commits.append(parent)
     return repo, commits
 
@@ -35,10 +35,10 @@ def test_series_names_the_breaking_commit(tmp_path: Path) -> None:
     repo, commits = make_history()
     patches = tmp_path / "patches"
     subprocess.run(["git", "--git-dir", str(repo), "format-patch", "-q", "-o", str(patches),
-                    f"{gitrepo.BASE_BRANCH}..{commits[-1]}"], check=True)
+                    f"{fixture_history.BASE_BRANCH}..{commits[-1]}"], check=True)
     assert len(list(patches.glob("*.patch"))) == 4
     out = tmp_path / "series"
-    proc = run_hmmbench("series", "--tree", str(repo), "--base", gitrepo.BASE_BRANCH, "--patches", str(patches),
+    proc = run_hmmbench("series", "--tree", str(repo), "--base", fixture_history.BASE_BRANCH, "--patches", str(patches),
                         "--case", "exclusive_basic", "--out", str(out), "--json", str(tmp_path / "series.json"),
                         timeout=5400)
     report = json.loads((tmp_path / "series.json").read_text())

@@ -1,6 +1,6 @@
 """Kernels with trouble injected on purpose, for the end-to-end tests of kernel trouble as a result.
 
-One kernel per default tree: Debian's 6.12 and 7.2 plus one commit (hmmbench/gitrepo.py, fixed dates,
+One kernel per default tree: Debian's 6.12 and 7.2 plus one commit (hmmbench/fixture_history.py, fixed dates,
 so the build is cached across CI runs) whose trouble is chosen at boot with the module parameter
 ``test_hmm.hmmbench_inject=MASK`` (``hmmbench run --append``). One build serves every test:
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hmmbench.kernel import fixture_history as gitrepo
+from hmmbench.kernel import fixture_history
 
 MARK = "/* hmmbench test: injected */"
 WARN_RESTORE, BUG, HANG, SILENT_HANG, WARN_ZAP = 1, 2, 4, 8, 16
@@ -89,12 +89,13 @@ EDITS: dict[str, dict] = {
 
 def trouble_kernel(kernel: str) -> tuple[Path, str]:
     """(repository, commit) of ``kernel`` with the injections above; build it with ``--kernel REPO@COMMIT``."""
-    repo = gitrepo.ensure_repo(kernel)
-    commit = gitrepo.commit_change(repo, gitrepo.BASE_BRANCH, f"test: injected trouble ({kernel})", EDITS[kernel])
+    repo = fixture_history.ensure_repo(kernel)
+    commit = fixture_history.commit_change(repo, fixture_history.BASE_BRANCH, f"test: injected trouble ({kernel})",
+                                           EDITS[kernel])
     return repo, commit
 
 
 def injected_line(repo: Path, commit: str, path: str, needle: str) -> int:
     """The line number of the injected statement containing ``needle`` in ``path`` at ``commit``."""
-    text = gitrepo.git_raw(repo, "show", f"{commit}:{path}").decode().splitlines()
+    text = fixture_history.git_raw(repo, "show", f"{commit}:{path}").decode().splitlines()
     return next(i + 1 for i, line in enumerate(text) if MARK in line and needle in line)

@@ -1,6 +1,6 @@
-"""Target.run_case and the warm agent server, against fakes (pure logic: no SSH, no guest).
+"""AgentClient.run_case and the warm agent server, against fakes (pure logic: no SSH, no guest).
 
-FakeServer is a fake LineChannel: it answers from a script of replies; FakeSsh is a fake SshTarget that
+FakeServer is a fake LineChannel: it answers from a script of replies; FakeSsh is a fake SshConnection that
 counts how many servers were started.
 """
 
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from hmmbench.targets.agent import AgentError, Target
+from hmmbench.targets.agent import AgentClient, AgentError
 from hmmbench.targets.ssh import CommandTimeout
 
 READY = json.dumps({"ready": True, "pid": 1})
@@ -45,7 +45,7 @@ class FakeServer:
 
 
 class FakeSsh:
-    """A fake SshTarget whose open_lines hands out the next scripted FakeServer."""
+    """A fake SshConnection whose open_lines hands out the next scripted FakeServer."""
 
     def __init__(self, servers: list[FakeServer]) -> None:
         self.servers = servers
@@ -64,7 +64,7 @@ def _reply(status: str = "observed") -> str:
 
 def test_one_server_serves_every_case() -> None:
     ssh = FakeSsh([FakeServer([READY, _reply(), _reply()])])
-    t = Target(ssh, "fake")
+    t = AgentClient(ssh, "fake")
     assert t.run_case("a", {"n": 1}, 10)["status"] == "observed"
     assert t.run_case("b", {}, 10)["status"] == "observed"
     assert len(ssh.started) == 1
@@ -73,7 +73,7 @@ def test_one_server_serves_every_case() -> None:
 
 def test_a_hang_drops_the_server_and_the_next_case_starts_a_new_one() -> None:
     first, second = FakeServer([READY, CommandTimeout("no answer")]), FakeServer([READY, _reply()])
-    t = Target(FakeSsh([first, second]), "fake")
+    t = AgentClient(FakeSsh([first, second]), "fake")
     with pytest.raises(CommandTimeout):
         t.run_case("hangs", {}, 1)
     assert first.closed
@@ -83,7 +83,7 @@ def test_a_hang_drops_the_server_and_the_next_case_starts_a_new_one() -> None:
 def test_a_server_that_ended_between_cases_is_replaced() -> None:
     first, second = FakeServer([READY, _reply()]), FakeServer([READY, _reply()])
     ssh = FakeSsh([first, second])
-    t = Target(ssh, "fake")
+    t = AgentClient(ssh, "fake")
     t.run_case("a", {}, 10)
     first.dead = True  # e.g. the OOM killer took it
     t.run_case("b", {}, 10)
@@ -91,18 +91,18 @@ def test_a_server_that_ended_between_cases_is_replaced() -> None:
 
 
 def test_server_dying_during_a_case_is_an_agent_error_with_its_stderr() -> None:
-    t = Target(FakeSsh([FakeServer([READY, None])]), "fake")
+    t = AgentClient(FakeSsh([FakeServer([READY, None])]), "fake")
     with pytest.raises(AgentError, match="agent server ended during a: Traceback: boom"):
         t.run_case("a", {}, 10)
 
 
 def test_case_process_failure_is_an_agent_error() -> None:
-    t = Target(FakeSsh([FakeServer([READY, json.dumps({"agent_error": "case process killed by signal 9"})])]), "f")
+    t = AgentClient(FakeSsh([FakeServer([READY, json.dumps({"agent_error": "case process killed by signal 9"})])]), "f")
     with pytest.raises(AgentError, match="killed by signal 9"):
         t.run_case("a", {}, 10)
 
 
 def test_a_server_that_does_not_start_says_why() -> None:
-    t = Target(FakeSsh([FakeServer(["ImportError: cffi"])]), "fake")
+    t = AgentClient(FakeSsh([FakeServer(["ImportError: cffi"])]), "fake")
     with pytest.raises(AgentError, match="did not start"):
         t.run_case("a", {}, 10)
