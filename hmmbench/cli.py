@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = _command(sub, "run", validate.check_run, _run, help="build, boot and run the cases; print the verdict")
     _kernel_args(run)
-    _suite_args(run, "hmmbench-results/TIME-RELEASE")
+    _suite_args(run, "hmmbench-results/RELEASE-TIME")
     _jobs_arg(run)
     run.add_argument("--recipe", default="debian-bookworm", help="guest image recipe in vm-images/")
     run.add_argument("--cpus", type=int, default=2, help="guest CPUs (1 to the kernel's CONFIG_NR_CPUS, 8)")

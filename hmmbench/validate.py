@@ -337,7 +337,9 @@ def _writable_place(path: Path, option: str) -> None:
 
 def output_dir(path: Path | None, option: str = "--out") -> None:
     """Where results go (default hmmbench-results/ in the current directory): a directory, writable."""
-    path = (path or Path("hmmbench-results")).expanduser().absolute()
+    from hmmbench.reports.results import RESULTS_DIR
+
+    path = (path or RESULTS_DIR).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise InputError(f"{option} {path}: exists and is not a directory", "pass a new or existing directory")
     _writable_place(path / "x", option)
