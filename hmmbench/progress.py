@@ -50,5 +50,16 @@ class Ticker:
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
-            total = f"/~{self.expected}" if self.expected else ""
-            say(f"{self.what}: {self.count}{total} after {now - self.start:.0f}s {detail}".rstrip())
+            say(f"{self.what}: {self.status(now)} {detail}".rstrip())
+
+    def status(self, now: float | None = None) -> str:
+        """``412/~1000 objects after 120s, ~170s left``: the total and the time left when a total is known
+        (the last build of the same configuration), the count alone otherwise."""
+        now = time.monotonic() if now is None else now
+        elapsed = now - self.start
+        if not self.expected:
+            return f"{self.count} objects after {elapsed:.0f}s"
+        left = ""
+        if self.count < self.expected and self.count >= 20:
+            left = f", ~{elapsed / self.count * (self.expected - self.count):.0f}s left"
+        return f"{self.count}/~{self.expected} objects after {elapsed:.0f}s{left}"

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from hmmbench.targets.agent import AgentClient, AgentError
-from hmmbench.targets.ssh import CommandTimeout
+from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
 
 READY = json.dumps({"ready": True, "pid": 1})
 
@@ -106,3 +106,45 @@ def test_a_server_that_does_not_start_says_why() -> None:
     t = AgentClient(FakeSsh([FakeServer(["ImportError: cffi"])]), "fake")
     with pytest.raises(AgentError, match="did not start"):
         t.run_case("a", {}, 10)
+
+
+class FakeForwardingSsh(FakeSsh):
+    """A fake SshConnection that also forwards to a listening agent: ``forwards`` are what each
+    open_forward returns (a FakeServer) or raises; deploy's SFTP copy and unpack are recorded."""
+
+    def __init__(self, servers: list[FakeServer], forwards: list) -> None:
+        super().__init__(servers)
+        self.forwards = list(forwards)
+        self.deployed = False
+
+    def open_forward(self, host: str, port: int):
+        item = self.forwards.pop(0) if self.forwards else ConnectionLost("refused")
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def put_bytes(self, data: bytes, remote: str, mode: int = 0o644) -> None:
+        self.deployed = True
+
+    def run(self, command: str, timeout: float = 60.0):
+        from hmmbench.targets.ssh import CommandResult
+
+        return CommandResult(0, "", "", 0.0)
+
+
+def test_the_agent_the_guest_started_is_used_once_it_listens() -> None:
+    listening = FakeServer([READY, _reply()])
+    ssh = FakeForwardingSsh([], [ConnectionLost("refused"), listening])  # still importing, then up
+    t = AgentClient(ssh, "fake")
+    t.listening = ("127.0.0.1", 7722)
+    assert t.run_case("a", {}, 10)["status"] == "observed"
+    assert ssh.started == [] and not ssh.deployed  # nothing copied, no interpreter started over SSH
+
+
+def test_an_image_whose_init_starts_no_agent_falls_back_to_deploying_it(monkeypatch) -> None:
+    monkeypatch.setattr("hmmbench.targets.agent.LISTEN_WAIT", 0.0)
+    ssh = FakeForwardingSsh([FakeServer([READY, _reply()])], [])
+    t = AgentClient(ssh, "fake")
+    t.listening = ("127.0.0.1", 7722)
+    assert t.run_case("a", {}, 10)["status"] == "observed"
+    assert ssh.deployed and len(ssh.started) == 1 and t.listening is None

@@ -248,6 +248,8 @@ def _fork(work) -> tuple[int, int]:
     if pid == 0:  # the case process
         try:
             os.close(r)
+            for fd in _SERVER_FDS:
+                os.close(fd)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)  # the request stream is the server's, not the case's
             os.dup2(2, 1)  # a stray print must not corrupt the reply stream
@@ -332,24 +334,29 @@ def case_request(req: dict, emit) -> dict:
     return window.close_into(reply)
 
 
-def serve() -> int:
-    """One JSON request per stdin line; event lines (``{"event": ...}``) then one reply line per request."""
+def _warm_up() -> None:
+    """What the server pays once so that each case need not: every case module imported, cffi's cdef
+    parsed, and the heap frozen (a collection in a case process would write to every inherited object,
+    and so add page faults to what the cases count)."""
     from . import cases
 
     for mod in sorted(glob.glob(os.path.join(os.path.dirname(cases.__file__), "*.py"))):
         name = os.path.basename(mod)[:-3]
         if name != "__init__":
             importlib.import_module(f"{__package__}.cases.{name}")
-    uapi.shared_libc()  # cffi's cdef parse, done once
-    gc.freeze()  # a collection in a case process would write to every inherited object: faults the cases count
-    out = sys.stdout
+    uapi.shared_libc()
+    gc.freeze()
 
-    def emit(obj: dict) -> None:
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
 
+# File descriptors a forked case process must not keep: a connection to the host held open by a case
+# process would hide the host's hang-up from the server.
+_SERVER_FDS: list[int] = []
+
+
+def _answer_requests(lines, emit) -> None:
+    """One JSON request per line; event lines (``{"event": ...}``) then one reply line per request."""
     emit({"ready": True, "pid": os.getpid()})
-    for line in sys.stdin:
+    for line in lines:
         req = json.loads(line)
         if req["cmd"] == "case":
             reply = case_request(req, emit)
@@ -358,7 +365,55 @@ def serve() -> int:
         else:
             reply = {"agent_error": f"unknown request {req['cmd']!r}"}
         emit(reply)
+
+
+def serve() -> int:
+    """The server on stdin/stdout: started over SSH (a machine hmmbench did not boot)."""
+    _warm_up()
+    out = sys.stdout
+
+    def emit(obj: dict) -> None:
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    _answer_requests(sys.stdin, emit)
     return 0
+
+
+def serve_listening(address: str) -> int:
+    """The server on a TCP port of the guest's loopback, started by the guest's init at boot.
+
+    Why: a QEMU guest that hmmbench boots gets the agent on a disk of its own and starts it while sshd
+    starts, so the interpreter's start-up and the imports (two seconds under TCG) overlap the boot
+    instead of following it; the host reaches it through its SSH connection (a direct-tcpip channel),
+    one connection at a time, and a new connection gets a new conversation.
+    """
+    import socket
+
+    host, _, port = address.rpartition(":")
+    _warm_up()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host or "127.0.0.1", int(port)))
+    listener.listen(1)
+    _SERVER_FDS.append(listener.fileno())
+    while True:
+        conn, _ = listener.accept()
+        _SERVER_FDS.append(conn.fileno())
+        stream = conn.makefile("rw", buffering=1, encoding="utf-8", newline="\n")
+
+        def emit(obj: dict, stream=stream) -> None:
+            stream.write(json.dumps(obj) + "\n")
+            stream.flush()
+
+        try:
+            _answer_requests(stream, emit)
+        except (OSError, ValueError):  # the host went away mid-conversation: wait for the next one
+            pass
+        finally:
+            _SERVER_FDS.remove(conn.fileno())
+            stream.close()
+            conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,10 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     case.add_argument("--uapi", default="null", help="the host's uapi spec (JSON), from the kernel tree's header")
     loop = sub.add_parser("bench-loop")
     loop.add_argument("iterations", type=int)
-    sub.add_parser("serve", help="answer requests on stdin, each case in a forked child")
+    srv = sub.add_parser("serve", help="answer requests on stdin, each case in a forked child")
+    srv.add_argument("--listen", metavar="HOST:PORT", help="answer connections on this TCP address instead")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
-        return serve()
+        return serve_listening(args.listen) if args.listen else serve()
     if args.cmd == "info":
         out = info()
     elif args.cmd == "bench-loop":

@@ -115,6 +115,11 @@ class KernelBuilder:
         root = cache.cache_root()
         self.artifact_dir = root / "kernels" / self.key
         self.work_dir = build_dir_for(tree.path, self.config_request_hash)
+        # Of the last ``make bzImage`` this builder ran: make steps (CC, AS, AR, LD; the progress line's
+        # count) and the compiled ones among them (CC, AS; AR steps of directories kbuild always enters,
+        # 115 under drivers/media alone, archive nothing).
+        self.objects = 0
+        self.compiled = 0
 
     # -------------------------------------------------------------- public
 
@@ -195,9 +200,11 @@ class KernelBuilder:
     def _make(self, targets: list[str], quiet: bool = False) -> None:
         log_path = self.work_dir / "build.log"
         cmd = self._make_cmd(targets)
-        ticker = progress.Ticker(f"make {' '.join(targets)}", every=15.0)
+        expected = self._expected_objects() if targets == ["bzImage"] else None
+        ticker = progress.Ticker(f"make {' '.join(targets)}", every=15.0, expected=expected)
         errors: list[str] = []
         warnings: list[str] = []
+        compiled = 0
         with open(log_path, "a") as log:
             log.write(f"\n$ {' '.join(cmd)}\n")
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -206,8 +213,9 @@ class KernelBuilder:
             try:
                 for line in proc.stdout:
                     log.write(line)
-                    if re.match(r"\s+(CC|AS|LD|AR)\s", line):
+                    if m := re.match(r"\s+(CC|AS|LD|AR)\s", line):
                         ticker.tick(line.split()[-1])
+                        compiled += m.group(1) in ("CC", "AS")
                     if re.search(r"\berror\b|Error \d", line):
                         errors.append(line.rstrip())
                     elif re.search(r":\d+:\d+: warning:", line):
@@ -221,8 +229,29 @@ class KernelBuilder:
             head = errors[0] if errors else f"exit status {rc}"
             raise BuildFailed(f"make {' '.join(targets)} failed for {self.tree.label}: {head}", log_path, errors)
         self.warnings.extend(warnings)
+        if targets == ["bzImage"]:
+            self.objects, self.compiled = ticker.count, compiled
         if not quiet and ticker.count:
             progress.say(f"make {' '.join(targets)}: {ticker.count} objects in {time.monotonic() - ticker.start:.0f}s")
+
+    def _counts_file(self) -> Path:
+        return cache.cache_root() / "kbuild-objects.json"
+
+    def _expected_objects(self) -> int | None:
+        """How many objects a full build of this configuration made last time (any tree), for the
+        progress line's total and time left. An incremental build ends early: fine, it is faster."""
+        known = cache.read_json(self._counts_file()) or {}
+        return known.get(self.config_request_hash)
+
+    def _remember_objects(self) -> None:
+        """Remember a full build's object count (a build that compiled at least as many as remembered)."""
+        known = cache.read_json(self._counts_file()) or {}
+        if self.objects and self.objects >= known.get(self.config_request_hash, 0):
+            known[self.config_request_hash] = self.objects
+            try:
+                cache.write_json(self._counts_file(), known)
+            except OSError:
+                pass
 
     def _publish(self, seconds: float) -> BuiltKernel:
         release = (self.work_dir / "include" / "config" / "kernel.release").read_text().strip()
@@ -244,10 +273,13 @@ class KernelBuilder:
                 "base": self.base,
                 "toolchain": self.toolchain,
                 "build_seconds": round(seconds, 1),
+                "objects": self.objects,
+                "compiled_objects": self.compiled,
                 "work_dir": str(self.work_dir),
                 "warnings": self.warnings,
             }
             cache.write_json(tmp / "manifest.json", manifest)
+        self._remember_objects()
         progress.say(f"built {release} in {seconds:.0f}s -> {self.artifact_dir}")
         return self._from_manifest(manifest, cached=False)
 

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hmmbench.errors import HarnessError
-from hmmbench.targets.ssh import CommandTimeout, LineChannel, SshConnection
+from hmmbench.targets.ssh import CommandTimeout, ConnectionLost, LineChannel, SshConnection
 
-GUEST_PACKAGE = Path(__file__).resolve().parent / "guest"
+GUEST_PACKAGE = Path(__file__).resolve().parents[1] / "guest"
 REMOTE_DIR = "/tmp/hmmbench-agent"
+AGENT_PORT = 7722  # where the agent started by a hmmbench guest's init listens (the guest's loopback)
+LISTEN_WAIT = 30.0  # how long a listening agent may take to come up (its imports, under TCG)
 
 
 @functools.cache
@@ -61,6 +63,9 @@ class AgentClient:
         self.sudo = sudo  # "sudo -n " when the login is not root
         self.info: dict = {}
         self.uapi: dict | None = None  # the kernel tree's test_hmm uapi, sent with every request
+        # Where an agent the target started itself listens (a guest hmmbench booted with the agent on a
+        # disk of its own): reached through a direct-tcpip channel instead of deployed and started.
+        self.listening: tuple[str, int] | None = None
         self._server: LineChannel | None = None  # the warm agent ("agent serve"), started by load_info
 
     def deploy(self) -> None:
@@ -150,6 +155,13 @@ class AgentClient:
         return self.agent(f"case {shlex.quote(name)} --params {shlex.quote(json.dumps(params))}", timeout)
 
     def _start_server(self, timeout: float = 120) -> LineChannel:
+        if self.listening is not None:
+            server = self._connect_listening(timeout)
+            if server is not None:
+                self._server = server
+                return server
+            self.listening = None  # an image whose init does not start the agent: deploy it as for a machine
+            self.deploy()
         server = self.ssh.open_lines(f"cd {REMOTE_DIR} && exec {self.sudo}python3 -m hmmbench_guest.agent serve")
         line = server.read_line(timeout)
         if line is None or not line.startswith('{"ready"'):
@@ -158,6 +170,26 @@ class AgentClient:
             raise AgentError(f"agent server did not start: {(line or '')[:200]} {tail.strip()[-400:]}")
         self._server = server
         return server
+
+    def _connect_listening(self, timeout: float) -> LineChannel | None:
+        """The agent the guest's init started, once it listens (its imports may still run: retried for
+        LISTEN_WAIT seconds); None when nothing listens."""
+        assert self.listening is not None
+        deadline = time.monotonic() + LISTEN_WAIT
+        while True:
+            try:
+                server = self.ssh.open_forward(*self.listening)
+            except ConnectionLost:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.1)
+                continue
+            line = server.read_line(timeout)
+            if line is not None and line.startswith('{"ready"'):
+                return server
+            server.close()
+            if time.monotonic() > deadline:
+                return None
 
     def _stop_server(self) -> None:
         if self._server is not None:

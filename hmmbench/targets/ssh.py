@@ -180,6 +180,22 @@ class SshConnection:
             raise ConnectionLost(f"SSH failure starting {command!r}: {exc}") from exc
         return LineChannel(chan, transport, command)
 
+    def open_forward(self, host: str, port: int, timeout: float = 10.0) -> LineChannel:
+        """A line channel to a TCP port on the target's side of the connection (``direct-tcpip``): a
+        server the target started itself (the agent the guest's init starts), reached without a process
+        of SSH's own. Raises ConnectionLost when the port does not answer."""
+        if self.client is None:
+            raise ConnectionLost("not connected")
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLost("SSH transport is not active")
+        try:
+            chan = transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+            chan.settimeout(0.05)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionLost(f"SSH forward to {host}:{port} failed: {exc}") from exc
+        return LineChannel(chan, transport, f"{host}:{port}")
+
     def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a local file to the target over SFTP."""
         self.put_bytes(local.read_bytes(), remote, mode)

@@ -44,6 +44,7 @@ class GuestConfig:
     extra_append: list[str] = field(default_factory=list)
     swap_mib: int = 256  # a sparse scratch disk, /dev/vdb in the guest, for the reclaim case's swap
     tap: TapPort | None = None  # --net tap: this guest's tap device in hmmbench's namespace
+    agent_disk: Path | None = None  # a raw tar of the guest agent, /dev/vdc: the guest's init starts it at boot
 
 
 def free_port() -> int:
@@ -157,9 +158,11 @@ class QemuGuest:
             "-accel", cfg.accel, "-cpu", "max" if cfg.accel == "tcg" else "host",
             "-smp", str(cfg.cpus), "-m", f"{cfg.memory_mib}M",
             "-kernel", str(self.bzimage), "-append", self.cmdline(),
-            # virtio-mmio disks are named in the order they are created: root /dev/vda, swap /dev/vdb.
+            # virtio-mmio disks are named in the order they are created: root /dev/vda, swap /dev/vdb,
+            # the agent /dev/vdc.
             *self._disk("root", self.overlay, "qcow2", ",discard=unmap"),
             *(self._disk("swap", self.swap_disk, "raw") if cfg.swap_mib else []),
+            *(self._disk("agent", cfg.agent_disk, "raw", ",readonly=on") if cfg.agent_disk else []),
             "-netdev", self.netdev(),
             "-device", f"virtio-net-device,netdev=net0,mac={self.mac()}",
             "-device", "virtio-rng-device",
@@ -246,7 +249,7 @@ class QemuGuest:
                 except subprocess.TimeoutExpired:
                     continue
         procs.unregister(id(self))
-        for p in (self.overlay, self.qmp_path, self.swap_disk):
+        for p in (self.overlay, self.qmp_path, self.swap_disk, *([self.cfg.agent_disk] if self.cfg.agent_disk else [])):
             try:
                 p.unlink()
             except OSError:
