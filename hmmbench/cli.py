@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=2000, help="exclusive->restore loop iterations")
     bench.add_argument("--series", action="store_true", help="also: one mm/ change on the git import of Debian's "
                        "6.12, build + boot + suite (minutes)")
-    bench.add_argument("--bisect", action="store_true", help="also: a real bisection over 16 new commits (minutes)")
+    bench.add_argument("--bisect", action="store_true", help="also: a real bisection over 14 new commits, one unbuildable (minutes)")
     bench.add_argument("--cold", action="store_true", help="also: the first verdict from an empty cache, no ccache "
                        "(about 6 minutes)")
     bench.add_argument("--all", action="store_true", help="--series --bisect --cold")
@@ -338,6 +338,7 @@ def _selftest(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from hmmbench.reports import results
+    from hmmbench.reports.bench import table
     from hmmbench.workflows import bench
 
     plan = bench.BenchPlan(repeat=args.repeat, iterations=args.iterations, series=args.series or args.all,
@@ -345,7 +346,7 @@ def _bench(args: argparse.Namespace) -> int:
     report = bench.run(_run_request(args), plan)
     if args.json:
         results.write_json(args.json, report)
-    print(bench.table(report))
+    print(table(report))
     return 0
 
 

@@ -1,36 +1,35 @@
-"""bench.table renders every figure with its target (pure formatting; the numbers here are made up)."""
+"""The bench report: each figure's median against its target, and the profile under it (made-up numbers)."""
 
 from __future__ import annotations
 
-from hmmbench.workflows import bench
+from hmmbench.reports.bench import BenchReport, Figure, table
 
 
-def _s(x: float) -> dict:
-    return bench.stats([x, x * 1.1, x * 0.9])
+def report() -> BenchReport:
+    return BenchReport("6.12.117", "debian-6.12", "tcg", "KVM trial boot hung", 2, 2, 1402, 990, [
+        Figure("boot to a ready guest (warm)", [3.2, 3.4, 3.3], "s", 4.0, profile={"until_sshd": 2.3, "ssh": 0.7}),
+        Figure("warm hmmbench run, process start to exit, 1 guest", [16.0, 17.0, 15.5], "s", 15.0),
+        Figure("  ratio Python/C (same guest, same boot)", [0.6, 0.7, 0.65], "x", 0.5, True),
+        Figure("bisection over 14 commits, one unbuildable", [140.0], "s", 150.0, note="7 build-boot cycles"),
+    ])
 
 
-def test_table_names_the_accelerator_and_every_figure() -> None:
-    report = {
-        "kernel": "6.12.117", "tree": "debian-6.12", "accel": "tcg", "accel_why": "KVM trial boot hung",
-        "host_cpus": 2, "guest_cpus": 2, "boot_seconds": _s(10), "warm_suite_seconds": _s(23),
-        "warm_suite_jobs2_seconds": _s(22), "jobs2_speedup": _s(1.05),
-        "dispatch": {"case": "exclusive_bad_args", "oneshot_seconds": _s(1.1), "forked_seconds": _s(0.2),
-                     "speedup": _s(5.5)},
-        "loop": {"python_ops_per_s": _s(900), "c_ops_per_s": _s(1500), "ratio": _s(0.6)},
-        "series_step_seconds": _s(70), "bisect16": {"seconds": 400.0, "commits": 16, "cycles": 6},
-        "cold_first_verdict": {"seconds": 330.0, "profile": {"kernel configure + build": 280.0, "boot": 10.0}},
-        "cold_recorded": {"kernel_build_seconds": 215.0, "image_build_seconds": None},
-    }
-    text = bench.table(report)
-    assert "accelerator tcg (KVM trial boot hung)" in text and "host CPUs 2" in text
-    for label in ("warm verdict: boot + whole suite, 1 guest", "-j 2", "fresh interpreter", "forked from server",
-                  "ratio Python/C", "one mm/ file changed", "bisection over 16 commits (6 build-boot cycles)",
-                  "cold first verdict", "  kernel configure + build",
-                  "<= 30 s", ">= 0.5", "<= 90 s", "<= 600 s", "<= 360 s"):
-        assert label in text, label
-    assert "image build (recorded in the cache manifest)" in text  # an unknown value prints as "-"
+def test_every_figure_says_whether_its_median_meets_its_target() -> None:
+    lines = table(report()).splitlines()
+    assert "accelerator tcg (KVM trial boot hung)" in lines[0] and "990 compiled objects (1402 make steps)" in lines[0]
+    boot = next(line for line in lines if line.startswith("boot to a ready guest"))
+    assert boot.split()[-5:] == ["s", "<=", "4", "s:", "met"] and "3.30" in boot
+    warm = next(line for line in lines if line.startswith("warm hmmbench run"))
+    assert warm.endswith("<= 15 s: NOT met") and "16.00" in warm
+    assert next(line for line in lines if "ratio Python/C" in line).endswith(">= 0.5 x: met")
+    assert "    until_sshd" in "\n".join(lines) and "    7 build-boot cycles" in lines
 
 
-def test_stats_orders_min_median_max() -> None:
-    s = bench.stats([3.0, 1.0, 2.0])
-    assert (s["min"], s["median"], s["max"], s["n"]) == (1.0, 2.0, 3.0, 3)
+def test_a_single_sample_shows_only_its_median_and_the_json_has_the_verdicts() -> None:
+    r = report()
+    line = next(x for x in table(r).splitlines() if x.startswith("bisection"))
+    assert line.split()[6:8] == ["-", "140.0"]
+    d = r.to_dict()
+    assert d["schema"] == "hmmbench.bench/3"
+    assert [f["met"] for f in d["figures"]] == [True, False, True, True]
+    assert d["figures"][0]["median"] == 3.3

@@ -106,3 +106,10 @@ def test_a_task_that_leaves_d_state_resets_its_clock() -> None:
     for i in range(100):
         w(stuck(["schedule", "dmirror_exclusive"]) if i % 10 else {"event": "tick", "uninterruptible": []})
         clock.now += 1.0
+
+
+def test_a_compiler_suffix_is_not_part_of_the_hang_title() -> None:
+    from hmmbench.cases.judge import hang_title
+
+    assert hang_title({"stack": ["dmirror_exclusive.constprop.0", "dmirror_fops_unlocked_ioctl"]}) == \
+        "hang in dmirror_exclusive"

@@ -48,7 +48,8 @@ def new_taints(record: dict) -> str:
 
 def hang_title(task: dict) -> str:
     """``hang in dmirror_exclusive``: the first frame of a stuck task's stack that is not a sleep."""
-    frames = [f for f in task.get("stack") or [] if f not in _SLEEP_FRAMES and not f.startswith("__x64_sys_")]
+    names = [f.split(".", 1)[0] for f in task.get("stack") or []]  # f.constprop.0 is f
+    frames = [f for f in names if f not in _SLEEP_FRAMES and not f.startswith("__x64_sys_")]
     where = frames[0] if frames else (task.get("wchan") or "unknown")
     return f"hang in {where}"
 

@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     case.add_argument("--params", default="{}")
     case.add_argument("--uapi", default="null", help="the host's uapi spec (JSON), from the kernel tree's header")
     loop = sub.add_parser("bench-loop")
+    loop.add_argument("--uapi", default="null", help="the host's uapi spec (JSON), from the kernel tree's header")
     loop.add_argument("iterations", type=int)
     srv = sub.add_parser("serve", help="answer requests on stdin, each case in a forked child")
     srv.add_argument("--listen", metavar="HOST:PORT", help="answer connections on this TCP address instead")
@@ -436,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "bench-loop":
         from . import bench_loop
 
-        out = bench_loop.run(args.iterations)
+        out = bench_loop.run(args.iterations, json.loads(args.uapi))
     else:
         out = run_case(args.name, json.loads(args.params), json.loads(args.uapi))
     sys.stdout.write(json.dumps(out) + "\n")

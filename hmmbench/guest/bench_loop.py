@@ -13,9 +13,9 @@ import time
 from . import uapi
 
 
-def run(iterations: int) -> dict:
+def run(iterations: int, uapi_spec: dict | None = None) -> dict:
     libc = uapi.shared_libc()
-    dev = uapi.Dmirror(libc, "/dev/hmm_dmirror0", uapi.ioctl_numbers(os.uname().release))
+    dev = uapi.Dmirror(libc, "/dev/hmm_dmirror0", uapi.numbers_for(os.uname().release, uapi_spec))
     p = libc.mmap(4096, uapi.PROT_READ | uapi.PROT_WRITE, uapi.MAP_PRIVATE | uapi.MAP_ANONYMOUS)
     libc.call("madvise", p, 4096, uapi.MADV_NOHUGEPAGE)
     p[0] = 1

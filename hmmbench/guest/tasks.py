@@ -55,7 +55,8 @@ def _stack(pid: int, tid: int) -> list[str]:
     for line in text.splitlines():
         sym = line.split("] ", 1)[-1].strip()
         if sym:
-            frames.append(sym.split("+", 1)[0])
+            # dmirror_exclusive.constprop.0, f.isra.0, f.part.0, f.cold: the function's own name.
+            frames.append(sym.split("+", 1)[0].split(".", 1)[0])
     return frames
 
 

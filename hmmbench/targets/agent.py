@@ -152,7 +152,8 @@ class AgentClient:
 
     def run_case_oneshot(self, name: str, params: dict, timeout: float) -> dict:
         """The same case in a new interpreter of its own (what the server saves; kept for comparison)."""
-        return self.agent(f"case {shlex.quote(name)} --params {shlex.quote(json.dumps(params))}", timeout)
+        return self.agent(f"case {shlex.quote(name)} --params {shlex.quote(json.dumps(params))} "
+                          f"--uapi {shlex.quote(json.dumps(self.uapi))}", timeout)
 
     def _start_server(self, timeout: float = 120) -> LineChannel:
         if self.listening is not None:

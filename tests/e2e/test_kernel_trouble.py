@@ -99,7 +99,8 @@ def test_a_silent_uninterruptible_hang_ends_within_a_minute_titled_by_its_stack(
     v = hit["verdict"]
     assert v["status"] == "FAIL" and v["summary"] in {f"hang: hang in {f}" for f in IOCTL_FUNCTIONS}, v
     assert not v["crashes"]  # the kernel said nothing: the stack is the evidence
-    assert hit["record"]["stuck"]["stack"][:2] == ["__schedule", "schedule"], hit["record"]["stuck"]
+    # The kernel's own stack of the stuck task (/proc/PID/stack leaves the scheduler's frames out).
+    assert hit["record"]["stuck"]["stack"][0] in IOCTL_FUNCTIONS, hit["record"]["stuck"]
     assert hit["seconds"] < 75, hit["seconds"]
     assert res["target"]["boots"] == 2
     assert by_id["exclusive_basic[npages=1024]"]["verdict"]["status"] == "PASS"
