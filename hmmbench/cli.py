@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--iterations", type=int, default=2000, help="exclusive->restore loop iterations")
     bench.add_argument("--series", action="store_true", help="also: one mm/ change on the git import of Debian's "
                        "6.12, build + boot + suite (minutes)")
-    bench.add_argument("--bisect", action="store_true", help="also: a real bisection over 14 new commits, one unbuildable (minutes)")
+    bench.add_argument("--bisect", action="store_true",
+                       help="also: a real bisection over 14 new commits, one unbuildable (minutes)")
     bench.add_argument("--cold", action="store_true", help="also: the first verdict from an empty cache, no ccache "
                        "(about 6 minutes)")
     bench.add_argument("--all", action="store_true", help="--series --bisect --cold")
