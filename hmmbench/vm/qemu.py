@@ -33,6 +33,10 @@ GUEST_ADDR = "10.0.2.15"
 GUEST_GATEWAY = "10.0.2.2"
 
 
+COHERENT_MIB = 512  # test_hmm's DEVMEM_CHUNK_SIZE (256 MiB) for each of the two coherent devices
+LOW_RAM_MIB = 3072  # RAM below the 32-bit device hole of QEMU's x86 machines
+
+
 @dataclass
 class GuestConfig:
     """What a boot looks like; the defaults are what the case suite needs."""
@@ -45,6 +49,21 @@ class GuestConfig:
     swap_mib: int = 256  # a sparse scratch disk, /dev/vdb in the guest, for the reclaim case's swap
     tap: TapPort | None = None  # --net tap: this guest's tap device in hmmbench's namespace
     agent_disk: Path | None = None  # a raw tar of the guest agent, /dev/vdc: the guest's init starts it at boot
+    # RAM beyond memory_mib, reserved from the kernel and given to test_hmm as the special-purpose memory
+    # of its two device-coherent mirrors (/dev/hmm_dmirror2 and 3): one 256 MiB chunk each.
+    coherent_mib: int = COHERENT_MIB
+
+    @property
+    def coherent_start(self) -> int | None:
+        """Physical address of the coherent range, right above the kernel's memory; None when there is
+        none, or when it would reach into the hole below 4 GiB (above 3 GiB of RAM)."""
+        if not self.coherent_mib or (self.memory_mib + self.coherent_mib) > LOW_RAM_MIB:
+            return None
+        return self.memory_mib << 20
+
+    @property
+    def qemu_memory_mib(self) -> int:
+        return self.memory_mib + (self.coherent_mib if self.coherent_start is not None else 0)
 
 
 def free_port() -> int:
@@ -71,6 +90,11 @@ def last_meaningful_line(text: str) -> str:
 def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_GATEWAY,
                    netmask: str = "255.255.255.0") -> str:
     numa = [f"numa=fake={cfg.numa_nodes}"] if cfg.numa_nodes > 1 else []
+    coherent = []
+    if (start := cfg.coherent_start) is not None:
+        half = cfg.coherent_mib // 2 << 20
+        coherent = [f"memmap={cfg.coherent_mib}M${start:#x}", f"test_hmm.spm_addr_dev0={start:#x}",
+                    f"test_hmm.spm_addr_dev1={start + half:#x}"]
     parts = [
         "console=ttyS0,115200", "root=/dev/vda", "rw", "rootfstype=ext4", "init=/sbin/hmmbench-init",
         f"ip={ip}::{gateway}:{netmask}:hmmbench:eth0:off", "panic=-1", "printk.devkmsg=on",
@@ -79,7 +103,7 @@ def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_
         # Report a task stuck in D state after 20 s (default 120 s: longer than a case's timeout).
         "sysctl.kernel.hung_task_timeout_secs=20",
     ]
-    return " ".join(parts + numa + cfg.extra_append)
+    return " ".join(parts + numa + coherent + cfg.extra_append)
 
 
 class QemuGuest:
@@ -156,7 +180,7 @@ class QemuGuest:
             require_qemu(), "-name", f"hmmbench-{self.name}", "-nodefaults", "-display", "none", "-no-reboot",
             "-machine", "microvm,acpi=off,pcie=off,rtc=on,pit=on,pic=on,isa-serial=on",
             "-accel", cfg.accel, "-cpu", "max" if cfg.accel == "tcg" else "host",
-            "-smp", str(cfg.cpus), "-m", f"{cfg.memory_mib}M",
+            "-smp", str(cfg.cpus), "-m", f"{cfg.qemu_memory_mib}M",
             "-kernel", str(self.bzimage), "-append", self.cmdline(),
             # virtio-mmio disks are named in the order they are created: root /dev/vda, swap /dev/vdb,
             # the agent /dev/vdc.
