@@ -98,6 +98,38 @@ def install_signal_handlers() -> None:
         signal.signal(sig, _raise_exit)
 
 
+_signalled: int | None = None  # the signal a pytest run was interrupted by, if one was
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    global _signalled
+    if os.getpid() != _handler_owner:
+        os._exit(128 + signum)
+    _signalled = signum
+    raise KeyboardInterrupt
+
+
+def signals_interrupt() -> Callable[[], None]:
+    """Inside pytest, SIGTERM/SIGHUP act as Ctrl-C: pytest reports a SystemExit raised in a test as that
+    test's failure and goes on with the next, but ends the run on a KeyboardInterrupt (its sessionfinish
+    still runs, so every guest is stopped and the results so far are written). Returns the undo."""
+    global _handler_owner, _signalled
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    _handler_owner, _signalled = os.getpid(), None
+    old = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def undo() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return undo
+
+
+def interrupted_by() -> int | None:
+    """The signal that interrupted the last pytest run (None for Ctrl-C or no interruption)."""
+    return _signalled
+
+
 def is_owner(pid: int) -> bool:
     """True in the process ``pid`` itself, False in a forked child that inherited an object of it."""
     return os.getpid() == pid

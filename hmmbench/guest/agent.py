@@ -174,15 +174,29 @@ def info(uapi_spec: dict | None = None) -> dict:
     }
 
 
-def observe_case(name: str, params: dict, uapi_spec: dict | None = None) -> dict:
-    """Run case ``name`` in this process: its observations (or skip/error) and its page log."""
+def user_observer(name: str, source: str):
+    """A guest observer a user wrote in their own test file (hmmbench's pytest plugin sends its source).
+
+    It runs here like a case's ``observe``: standard library and ``hmmbench_guest`` only, imported in the
+    function's own body (the test file's other imports are the host's)."""
+    namespace: dict = {"__name__": f"{__package__}.user_observers", "__builtins__": __builtins__}
+    exec(compile(source, f"<observer {name}>", "exec"), namespace)  # noqa: S102 - the user's own observer
+    return namespace[name]
+
+
+def observe_case(name: str, params: dict, uapi_spec: dict | None = None, source: str | None = None) -> dict:
+    """Run case ``name`` (or the user's observer ``name`` given by its ``source``) in this process: its
+    observations (or skip/error) and its page log."""
     record: dict = {"case": name, "params": params}
     start = time.monotonic()
     ctx = None
     try:
-        module = importlib.import_module(f"{__package__}.cases.{name}")
+        if source is None:
+            observe = importlib.import_module(f"{__package__}.cases.{name}").observe
+        else:
+            observe = user_observer(name, source)
         ctx = CaseContext(os.uname().release, uapi_spec)
-        record["observations"] = module.observe(ctx, params)
+        record["observations"] = observe(ctx, params)
         record["status"] = "observed"
     except Skip as exc:
         record["status"] = "skip"
@@ -327,8 +341,8 @@ def case_request(req: dict, emit) -> dict:
     """A ``case`` request: the case in a watched child, its message window closed after the reap."""
     window = MessageWindow()
     spec = req.get("uapi")
-    reply = _watched_case(functools.partial(observe_case, req["name"], req.get("params", {}), spec), emit, window,
-                          float(req.get("sample_every", SAMPLE_EVERY)))
+    work = functools.partial(observe_case, req["name"], req.get("params", {}), spec, req.get("source"))
+    reply = _watched_case(work, emit, window, float(req.get("sample_every", SAMPLE_EVERY)))
     if "agent_error" in reply:
         return reply
     return window.close_into(reply)

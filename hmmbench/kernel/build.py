@@ -169,10 +169,11 @@ class KernelBuilder:
     def _dropped(self, mismatches: list[kconfig.Mismatch], final: str) -> ConfigDropped:
         index = kconfig.index_kconfig(self.tree.path)
         values = kconfig.parse_config(final)
-        lines = []
-        for m in mismatches:
-            why = kconfig.explain(m.option, m.wanted, values, index)
-            lines.append(f"  {m.option}={m.wanted} (from {m.fragment}) ended as {m.got}: {why}")
+        explained = [(m, kconfig.explain(m.option, m.wanted, values, index)) for m in mismatches]
+        # Causes first: an option only 'select' sets fell with whatever selected it, so the option that
+        # was blocked by a dependency of its own is the one the (one-line) error names.
+        explained.sort(key=lambda pair: pair[1].startswith(f"{pair[0].option.removeprefix('CONFIG_')} has no prompt"))
+        lines = [f"  {m.option}={m.wanted} (from {m.fragment}) ended as {m.got}: {why}" for m, why in explained]
         detail = "\n".join(lines)
         names = ", ".join(m.option for m in mismatches)
         err = ConfigDropped(
@@ -307,6 +308,20 @@ class KernelBuilder:
             config_hash=m["config_hash"], build_seconds=m["build_seconds"], cached=cached,
             warnings=tuple(m.get("warnings", [])), uapi=self._uapi(m["release"]),
         )
+
+
+def load_built(artifact_dir: Path, cached: bool = True) -> BuiltKernel:
+    """A kernel in the cache by its artifact directory (what another process of the run built or found):
+    no tree to resolve, no worktree to check out."""
+    m = cache.read_json(artifact_dir / "manifest.json")
+    if not m or not (artifact_dir / "bzImage").is_file():
+        raise HarnessError(f"no built kernel in {artifact_dir}", "build it with: hmmbench kernel build")
+    stored = cache.read_json(artifact_dir / "uapi.json")
+    spec = uapi_header.UapiSpec.from_dict(stored) if stored and stored.get("requests") else None
+    return BuiltKernel(key=m["key"], bzimage=artifact_dir / "bzImage", config_path=artifact_dir / "config",
+                       release=m["release"], banner=m["banner"], tree_identity=m["tree_identity"],
+                       config_hash=m["config_hash"], build_seconds=m["build_seconds"], cached=cached,
+                       warnings=tuple(m.get("warnings", [])), uapi=spec)
 
 
 def read_banner(vmlinux: Path) -> str:

@@ -210,7 +210,8 @@ def write_json(path: Path, data: object) -> None:
     """Write a typed result (anything with ``to_dict``) or plain JSON data."""
     obj = data.to_dict() if hasattr(data, "to_dict") else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    # Insertion order kept: the guest's observations must read in the order the rules saw them live.
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def write_junit(path: Path, results: RunResult) -> None:

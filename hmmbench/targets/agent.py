@@ -98,7 +98,8 @@ class AgentClient:
         self.info = self._request({"cmd": "info", "uapi": self.uapi}, timeout, "info")
         return self.info
 
-    def run_case(self, name: str, params: dict, timeout: float, on_event: EventHook | None = None) -> dict:
+    def run_case(self, name: str, params: dict, timeout: float, on_event: EventHook | None = None,
+                 source: str | None = None) -> dict:
         """One case in a fresh process on the target, forked by the warm agent server.
 
         While it runs, ``on_event`` sees every event the agent streams (kernel messages, the case's
@@ -108,6 +109,8 @@ class AgentClient:
         is dropped, and the next case starts a new one.
         """
         request = {"cmd": "case", "name": name, "params": params, "uapi": self.uapi}
+        if source is not None:  # a user's observer: its source, not a module of the agent
+            request["source"] = source
         return self._request(request, timeout, name, on_event)
 
     def _request(self, request: dict, timeout: float, what: str, on_event: EventHook | None = None) -> dict:

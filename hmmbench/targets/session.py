@@ -74,14 +74,17 @@ class Opened:
 
 @contextlib.contextmanager
 def open_sessions(out_dir: Path, *, kernel: BuiltKernel | None = None, image: GuestImage | None = None,
-                  shape: GuestShape = GuestShape(), count: int = 1,
-                  machines: list[tuple] | None = None) -> Iterator[Opened]:
+                  shape: GuestShape = GuestShape(), count: int = 1, machines: list[tuple] | None = None,
+                  worker: int | None = None, workers: int = 1, netns_name: str | None = None) -> Iterator[Opened]:
     """The sessions of a run: with ``machines`` (``(SshUrl, RemoteOptions)`` each) one per machine,
     already running its kernel; otherwise ``count`` QEMU guests of ``kernel`` (not booted yet: each
     worker boots its own), on one tap bridge in a network namespace with ``shape.net == "tap"``.
-    Every session is closed, and the namespace removed, when the block ends."""
+    Every session is closed, and the namespace removed, when the block ends.
+
+    A worker of a run spread over processes (pytest-xdist) opens only its own: ``worker`` is its index of
+    ``workers``, which names its guest and its tap, and ``netns_name`` the namespace the controller made."""
     if machines:
-        opened = _ssh(machines)
+        opened = _ssh(machines, worker)
         try:
             yield opened
         finally:
@@ -91,10 +94,15 @@ def open_sessions(out_dir: Path, *, kernel: BuiltKernel | None = None, image: Gu
     acc, why = accel.choose(kernel.bzimage, image.rootfs, shape.accel)
     cfg = GuestConfig(memory_mib=shape.memory_mib, cpus=shape.cpus, numa_nodes=shape.numa_nodes, accel=acc,
                       extra_append=list(shape.append))
+    jobs = max(count, workers)
     target = TargetBlock("qemu", accel=acc, accel_why=why, cpus=cfg.cpus, memory_mib=cfg.memory_mib,
-                         numa_nodes=cfg.numa_nodes, append=list(cfg.extra_append), jobs=count if count > 1 else None)
-    with TapNetwork() if shape.net == "tap" else contextlib.nullcontext() as net:
-        opened = Opened(_guests(kernel, image, out_dir, cfg, count, net), target, net)
+                         numa_nodes=cfg.numa_nodes, append=list(cfg.extra_append), jobs=jobs if jobs > 1 else None)
+    if netns_name is not None:
+        network = contextlib.nullcontext(TapNetwork.join(netns_name))
+    else:
+        network = TapNetwork() if shape.net == "tap" else contextlib.nullcontext()
+    with network as net:
+        opened = Opened(_guests(kernel, image, out_dir, cfg, count, net, worker, workers), target, net)
         if net is not None:
             target.net = f"tap on {netns.BRIDGE} in {net.name}"
         try:
@@ -104,19 +112,22 @@ def open_sessions(out_dir: Path, *, kernel: BuiltKernel | None = None, image: Gu
 
 
 def _guests(kernel: BuiltKernel, image: GuestImage, out_dir: Path, cfg: GuestConfig, count: int,
-            net: TapNetwork | None) -> list:
+            net: TapNetwork | None, worker: int | None, workers: int) -> list:
     from hmmbench.vm.session import QemuSession
 
-    return [QemuSession(kernel, image, out_dir, dataclasses.replace(cfg, tap=net.add_guest() if net else None),
-                        net=net, label=f"w{n + 1}-" if count > 1 else "") for n in range(count)]
+    indexes = [worker] if worker is not None else list(range(count))
+    several = max(count, workers) > 1
+    return [QemuSession(kernel, image, out_dir, dataclasses.replace(cfg, tap=net.add_guest(n) if net else None),
+                        net=net, label=f"w{n + 1}-" if several else "") for n in indexes]
 
 
-def _ssh(machines: list[tuple]) -> Opened:
+def _ssh(machines: list[tuple], worker: int | None = None) -> Opened:
     from hmmbench.targets.remote import RemoteSession
 
     first = machines[0][0]
     target = TargetBlock("ssh", url=str(first), inventory=[str(u) for u, _ in machines] if len(machines) > 1 else None)
-    return Opened([RemoteSession(url, opts) for url, opts in machines], target)
+    mine = machines if worker is None else [machines[worker % len(machines)]]
+    return Opened([RemoteSession(url, opts) for url, opts in mine], target)
 
 
 def _close(opened: Opened) -> None:

@@ -109,6 +109,15 @@ class TapNetwork:
         self.ports: list[TapPort] = []
         self.gateway = f"{SUBNET}.1"
         self._lock = threading.Lock()
+        self.joined = False
+
+    @classmethod
+    def join(cls, name: str) -> TapNetwork:
+        """The network another process of the same run made (a pytest-xdist worker joins its
+        controller's): guests can be added to it, but it is not this process's to remove."""
+        net = cls()
+        net.name, net.joined = name, True
+        return net
 
     def __enter__(self) -> TapNetwork:
         if os.geteuid() != 0:
@@ -136,11 +145,12 @@ class TapNetwork:
                 ipr.link("set", index=index, state="up")
             ipr.addr("add", index=bridge, address=self.gateway, prefixlen=24)
 
-    def add_guest(self) -> TapPort:
-        """The next tap name and address. QEMU creates the (non-persistent) tap itself when it starts
-        inside the namespace, and :func:`attach` puts it on the bridge; it disappears with QEMU."""
+    def add_guest(self, index: int | None = None) -> TapPort:
+        """The next tap name and address (or those of guest ``index``: workers in several processes take
+        their own). QEMU creates the (non-persistent) tap itself when it starts inside the namespace, and
+        :func:`attach` puts it on the bridge; it disappears with QEMU."""
         with self._lock:
-            n = len(self.ports)
+            n = len(self.ports) if index is None else index
             port = TapPort(self.name, f"hmmtap{n}", f"{SUBNET}.{10 + n}", self.gateway)
             self.ports.append(port)
         return port
@@ -150,7 +160,7 @@ class TapNetwork:
         return connect_in(self.name, host, port, timeout)
 
     def close(self) -> None:
-        if not procs.is_owner(self.owner):  # a forked child unwinding a copy of our stack
+        if self.joined or not procs.is_owner(self.owner):  # not ours, or a forked child's copy of our stack
             return
         procs.unregister(id(self))
         if self.name in netns.listnetns():

@@ -14,10 +14,12 @@ instead of SeaBIOS. The virtio devices are memory mapped and QEMU names them on 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,19 @@ def kernel_cmdline(cfg: GuestConfig, ip: str = GUEST_ADDR, gateway: str = GUEST_
     return " ".join(parts + numa + coherent + cfg.extra_append)
 
 
+UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
+
+
+def qmp_socket_path(run_dir: Path, name: str) -> Path:
+    """The QMP socket beside the console, unless that path is too long for a unix socket (a results
+    directory deep under a user's tree, pytest's tmp_path): then a short one in the temp directory,
+    unique to this process and guest (removed by close() like the one in the run directory)."""
+    path = run_dir.resolve() / f".{name}-qmp.sock"
+    if len(os.fsencode(path)) < UNIX_PATH_MAX:
+        return path
+    return Path(tempfile.gettempdir()) / f"hmmbench-{os.getpid()}-{secrets.token_hex(4)}-{name}-qmp.sock"
+
+
 class QemuGuest:
     """One running guest. Use as a context manager, or call :meth:`close` yourself."""
 
@@ -116,7 +131,7 @@ class QemuGuest:
         self.cfg = cfg
         self.name = name
         self.console_path = run_dir / f"{name}-console.log"
-        self.qmp_path = run_dir / f".{name}-qmp.sock"
+        self.qmp_path = qmp_socket_path(run_dir, name)
         self.overlay = run_dir / f".{name}-overlay.qcow2"
         self.swap_disk = run_dir / f".{name}-swap.img"
         self.ssh_port = 0

@@ -8,27 +8,22 @@ verdict is FAIL with the report's title, and a fresh guest is booted for the rem
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hmmbench import __version__, cache, cases, progress
-from hmmbench.cases.facts import TargetFacts
+from hmmbench import cache, cases
 from hmmbench.cases.judge import judge_record
-from hmmbench.cases.verdict import Status, Verdict
-from hmmbench.cases.watch import CaseEnded, CaseWatch
 from hmmbench.errors import HarnessError
 from hmmbench.kernel import sources
 from hmmbench.kernel.build import BuiltKernel, KernelBuilder
-from hmmbench.reports import results, text
-from hmmbench.reports.results import CaseResult, ImageBlock, KernelBlock, RunResult, TargetBlock, WorkerBlock
-from hmmbench.targets import workers
-from hmmbench.targets.agent import AgentError
-from hmmbench.targets.session import GuestShape, Opened, Session, open_sessions
-from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
+from hmmbench.reports import results
+from hmmbench.reports.results import KernelBlock, RunResult
+from hmmbench.targets.session import GuestShape
 from hmmbench.vm.image import DEFAULT_RECIPE, GuestImage, ImageBuilder
+from hmmbench.workflows import engine
 
 
 @dataclass
@@ -95,7 +90,7 @@ def prepare(req: RunRequest) -> tuple[sources.KernelTree, BuiltKernel, GuestImag
 
 
 def run(req: RunRequest) -> RunResult:
-    started = time.monotonic()
+    started = time.time()
     specs = select_cases(req.case_names)
     if req.target_url or req.inventory:
         return run_remote(req, specs, started)
@@ -103,14 +98,23 @@ def run(req: RunRequest) -> RunResult:
     return run_prepared(req, specs, tree, kernel, image, started)
 
 
+def _plan(req: RunRequest, specs: list[cases.CaseSpec], out_dir: Path, started: float, **fields) -> engine.Plan:
+    request = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(req).items()}
+    request["fragments"] = [str(f) for f in req.fragments] if req.fragments else None
+    request["remote"] = None  # the machines carry their own options
+    return engine.Plan(request, [s.variant_id(p) for s in specs for p in s.variants], str(out_dir), started, **fields)
+
+
 def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.KernelTree, kernel: BuiltKernel,
                  image: GuestImage, started: float | None = None) -> RunResult:
-    """Boot ``kernel`` and run ``specs``; for callers that built the kernel themselves (series, bisect)."""
-    started = time.monotonic() if started is None else started
+    """Boot ``kernel`` and run ``specs`` (through pytest: :mod:`hmmbench.workflows.engine`); for callers
+    that built the kernel themselves (series, bisect) too."""
+    started = time.time() if started is None else started
     out_dir = (req.out_dir or results.default_out_dir(kernel.release)).resolve()
-    image_block = ImageBlock(image.recipe, image.key, image.cached)
-    with open_sessions(out_dir, kernel=kernel, image=image, shape=req.shape, count=max(1, req.jobs)) as opened:
-        return _run_sessions(req, specs, opened, out_dir, started, kernel_block(tree.label, kernel), image_block)
+    plan = _plan(req, specs, out_dir, started, kernel_dir=str(kernel.bzimage.parent), kernel_label=tree.label,
+                 image_recipe=image.recipe)
+    with cache.exclusive_dir(out_dir, "results directory"):
+        return engine.execute(plan, max(1, req.jobs))
 
 
 def kernel_block(label: str, kernel: BuiltKernel) -> KernelBlock:
@@ -120,7 +124,8 @@ def kernel_block(label: str, kernel: BuiltKernel) -> KernelBlock:
 
 
 def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> RunResult:
-    """The suite on machines reached over SSH (already running the kernel under test, or kexec'd to it)."""
+    """The suite on machines reached over SSH (already running the kernel under test, or kexec'd to it):
+    one pytest-xdist worker per machine."""
     from hmmbench.targets import remote
 
     if req.inventory:
@@ -135,21 +140,31 @@ def run_remote(req: RunRequest, specs: list[cases.CaseSpec], started: float) -> 
         bzimage, kernel = _kexec_kernel(req)
         kexecs = [remote.kexec_into(url, opts, bzimage, kernel.release if kernel else None,
                                     kernel.banner if kernel else None) for url, opts in machines]
+    if len(machines) > 1:
+        _one_kernel(machines)
     out_dir = (req.out_dir or results.default_out_dir(machines[0][0].host)).resolve()
-    with open_sessions(out_dir, machines=machines) as opened:
-        if kexecs is not None:
-            opened.target.kexec = kexecs[0] if len(kexecs) == 1 else kexecs
-        if len(opened.sessions) > 1:
-            _connect_all_one_kernel(opened.sessions)
-        return _run_sessions(req, specs, opened, out_dir, started,
-                             kernel_block(req.kexec, kernel) if kernel else None, None)
+    plan = _plan(req, specs, out_dir, started, kexec=kexecs,
+                 machines=[{"url": dataclasses.asdict(u), "options": {k: str(v) if isinstance(v, Path) else v
+                                                                      for k, v in dataclasses.asdict(o).items()}}
+                           for u, o in machines],
+                 kernel_dir=str(kernel.bzimage.parent) if kernel else None, kernel_label=req.kexec)
+    with cache.exclusive_dir(out_dir, "results directory"):
+        return engine.execute(plan, len(machines))
 
 
-def _connect_all_one_kernel(sessions: list[Session]) -> None:
-    """Connect and preflight every inventory machine before the first case: one run judges one kernel."""
-    for s in sessions:
-        s.boot()
-    releases = {s.name: s.target_info.get("proc_version") for s in sessions}
+def _one_kernel(machines: list[tuple]) -> None:
+    """Every inventory machine is reachable and runs the same kernel, before the first case: one run
+    judges one kernel."""
+    from hmmbench.targets.remote import RemoteSession
+
+    releases = {}
+    for url, opts in machines:
+        session = RemoteSession(url, opts)
+        try:
+            session.boot()
+            releases[str(url)] = session.target_info.get("proc_version")
+        finally:
+            session.close()
     if len(set(releases.values())) > 1:
         raise HarnessError("inventory machines run different kernels: " +
                            "; ".join(f"{u}: {v}" for u, v in releases.items()),
@@ -163,119 +178,6 @@ def _kexec_kernel(req: RunRequest) -> tuple[Path, BuiltKernel | None]:
         return Path(spec), None
     kernel = KernelBuilder(sources.resolve_spec(spec), req.fragments, req.config_base).build()
     return kernel.bzimage, kernel
-
-
-def _running_kernel(target: TargetBlock, info: dict) -> KernelBlock:
-    """A machine's kernel when hmmbench did not build it: whatever it runs."""
-    config = info.get("config") or {}
-    return KernelBlock(target.url or "", info.get("release"), info.get("proc_version"), "unknown (running kernel)",
-                       cache.stable_hash(sorted(config.items())) if config else "unknown")
-
-
-def _run_sessions(req: RunRequest, specs: list[cases.CaseSpec], opened: Opened, out_dir: Path, started: float,
-                  kernel: KernelBlock | None, image: ImageBlock | None) -> RunResult:
-    """Boot or connect, run the cases (on several workers at once if given several sessions), write
-    results.json, JUnit and evidence.txt."""
-    sessions = opened.sessions
-    with cache.exclusive_dir(out_dir, "results directory"):
-        try:
-            case_results = execute(sessions, specs, out_dir, req.case_timeout)
-        finally:
-            for session in sessions:
-                session.close()
-    info = next((s.target_info for s in sessions if s.target_info), {})
-    target = opened.target
-    target.cpus = target.cpus or info.get("nproc")
-    target.numa_nodes = target.numa_nodes or info.get("numa_nodes")
-    target.boots = sum(s.boots for s in sessions)
-    target.boot_seconds = [round(x, 1) for s in sessions for x in s.boot_seconds]
-    target.boot_phases = [p for s in sessions for p in getattr(s, "boot_phases", [])]
-    target.consoles = [str(p) for s in sessions for p in s.consoles]
-    if len(sessions) > 1:
-        target.workers = [WorkerBlock(s.name, s.target_info.get("release"), s.boots,
-                                      [round(x, 1) for x in s.boot_seconds]) for s in sessions]
-    res = RunResult(kernel or _running_kernel(target, info), target, image,
-                    {k: v for k, v in info.items() if k != "config"}, info.get("config"), case_results,
-                    started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    seconds=round(time.monotonic() - started, 1), hmmbench_version=__version__,
-                    results_path=str(out_dir / "results.json"))
-    results.write_json(out_dir / "results.json", res)
-    results.write_junit(req.junit or out_dir / "junit.xml", res)
-    (out_dir / "evidence.txt").write_text(text.evidence(res) + "\n")
-    return res
-
-
-def execute(sessions: list[Session], specs: list[cases.CaseSpec], out_dir: Path,
-            timeout_override: float | None = None) -> list[CaseResult]:
-    """Run every variant of every case on ``sessions`` (one, or several at once); recover from hangs and
-    crashes with a fresh guest. Results come back in suite order whichever worker ran them."""
-    case_dir = out_dir / "cases"
-    case_dir.mkdir(parents=True, exist_ok=True)
-    queue = workers.WorkQueue((spec, params) for spec in specs for params in spec.variants)
-    several = len(sessions) > 1
-
-    def work(session: Session, item: tuple[cases.CaseSpec, dict]) -> tuple[CaseResult, str | None]:
-        result, restart_reason = run_case(session, *item, case_dir, timeout_override)
-        if several:
-            result.worker = session.name
-        progress.say(f"{result.id}: {result.status} ({result.seconds:.1f}s) {result.verdict.summary}")
-        return result, restart_reason
-
-    failures = workers.drive(sessions, queue, lambda s: s.name, work)
-    out = queue.results()
-    if failures and not out and all(f.stage == "boot" for f in failures):
-        raise failures[0].error  # nothing ran: the boot failure is the run's failure
-    why = "; ".join(f"{f.worker}: {f.stage} failed: {f.error}" for f in failures) or "no worker left"
-    for _index, (spec, params) in queue.untaken():
-        out.append(CaseResult(spec.variant_id(params), spec.name, params, 0,
-                              Verdict(Status.ERROR, f"not run: {why}")))
-    return out
-
-
-def run_case(session: Session, spec: cases.CaseSpec, params: dict, case_dir: Path,
-             timeout_override: float | None) -> tuple[CaseResult, str | None]:
-    """One case variant on a booted session: (its result, restart reason or None)."""
-    case_id = spec.variant_id(params)
-    assert session.agent is not None
-    info = session.agent.info
-    mark = len(session.console_lines())
-    watch = CaseWatch(spec.name, params, lambda: session.console_lines()[mark:])
-    t0 = time.monotonic()
-    restart_reason = None
-    timeout = timeout_override or spec.timeout
-    try:
-        record = session.agent.run_case(spec.name, params, timeout, on_event=watch)
-    except CaseEnded as ended:
-        record = ended.record
-        restart_reason = f"{case_id}: {record['status']} ({record['reason']})"
-    except CommandTimeout:
-        record = watch.record("hang", f"no answer within {timeout:.0f}s")
-        record["timeout"] = timeout
-        restart_reason = f"{case_id} hung"
-    except (ConnectionLost, AgentError) as exc:
-        if isinstance(exc, ConnectionLost) or not session.alive():
-            record = watch.record("lost", str(exc))
-            restart_reason = f"{case_id} lost the target"
-        else:
-            record = watch.record("error", str(exc))
-    seconds = time.monotonic() - t0
-    if restart_reason:
-        time.sleep(2.0)  # let the console catch the last kernel messages
-    console_lines = session.console_lines()[mark:]
-    verdict = judge_record(spec, record, TargetFacts.from_info(info), console_lines)
-    if verdict.fatal_crashes and not restart_reason:  # a kernel that oopsed is not one to run the next case on
-        restart_reason = f"{case_id}: {verdict.fatal_crashes[0].title}"
-    result = CaseResult(case_id, spec.name, params, round(seconds, 2), verdict, record)
-    if verdict.crashes or restart_reason:
-        excerpt = case_dir / f"{_safe(case_id)}.console.txt"
-        excerpt.write_text("\n".join(console_lines) + "\n")
-        result.console_excerpt = str(excerpt)
-    results.write_json(case_dir / f"{_safe(case_id)}.json", result)
-    return result, restart_reason
-
-
-def _safe(case_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_=," else "_" for ch in case_id)
 
 
 def rejudge(results_path: Path) -> RunResult:

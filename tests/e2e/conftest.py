@@ -6,6 +6,7 @@ machine and reused by every test (and by later CI runs on the same machine).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,16 @@ def no_qemu_left_behind():
     yield
     left = qemu_pids() - before
     assert not left, f"QEMU processes left behind: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def suite_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """`hmmbench run` of the whole suite on each default kernel, once per test session."""
+    out = {}
+    for kernel in ("debian-6.12", "debian-7.2"):
+        d = tmp_path_factory.mktemp(kernel)
+        proc = run_hmmbench("run", "--kernel", kernel, "--out", str(d))
+        assert proc.returncode in (0, 1), f"{kernel}: harness error\n{proc.stderr[-3000:]}"
+        out[kernel] = json.loads((d / "results.json").read_text())
+        out[kernel]["_exit"] = proc.returncode
+    return out

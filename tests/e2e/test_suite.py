@@ -21,18 +21,6 @@ pytestmark = pytest.mark.slow
 ALL_CASES = 17
 
 
-@pytest.fixture(scope="module")
-def suite_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    out = {}
-    for kernel in ("debian-6.12", "debian-7.2"):
-        d = tmp_path_factory.mktemp(kernel)
-        proc = run_hmmbench("run", "--kernel", kernel, "--out", str(d))
-        assert proc.returncode in (0, 1), f"{kernel}: harness error\n{proc.stderr[-3000:]}"
-        out[kernel] = json.loads((d / "results.json").read_text())
-        out[kernel]["_exit"] = proc.returncode
-    return out
-
-
 def test_judge_rederives_every_verdict_offline(suite_results: dict[str, dict], tmp_path: Path) -> None:
     """Observe in the guest, judge on the host: the recorded observations alone give the same verdicts."""
     for kernel, res in suite_results.items():
