@@ -135,6 +135,10 @@ class HmmRun:
 
     @property
     def name(self) -> str:
+        """The worker's name in results: its machine's URL for machines over SSH, else w1, w2 ..."""
+        machines = self.machines()
+        if machines:
+            return str(machines[(self.index or 0) % len(machines)][0])
         return f"w{self.index + 1}" if self.index is not None and self.workers > 1 else "w1"
 
     def specs(self) -> list[cases.CaseSpec]:
@@ -380,8 +384,15 @@ class HmmSuite(pytest.Collector):
     """hmmbench's own cases, every variant, in suite order (node ids ``hmmbench::CASE[PARAMS]``)."""
 
     def collect(self) -> list[HmmCase]:
+        run = HmmRun.of(self.config)
+        items = [(spec, params) for spec in run.specs() for params in spec.variants]
+        if run.plan:  # exactly the plan's variants (a caller may pass specs it chose, not case names)
+            from hmmbench import cases
+
+            by_id = {s.variant_id(p): (s, p) for s in cases.load_all().values() for p in s.variants}
+            items = [by_id[case_id] for case_id in run.plan.case_ids if case_id in by_id]
         return [HmmCase.from_parent(self, name=spec.variant_id(params), spec=spec, params=params)
-                for spec in HmmRun.of(self.config).specs() for params in spec.variants]
+                for spec, params in items]
 
 
 class HmmCase(pytest.Item):

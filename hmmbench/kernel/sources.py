@@ -214,6 +214,19 @@ def fetch_debian(name: str, refresh: bool = False) -> KernelTree:
         return KernelTree(path=final, identity=identity, label=f"{name} ({version})")
 
 
+def _remove_stale_index_lock(worktree: Path) -> None:
+    """A git killed mid-checkout (an interrupted hmmbench: Ctrl-C, SIGKILL, a lost machine) leaves
+    ``index.lock`` behind and every later checkout fails. The worktree is hmmbench's own and the caller
+    holds its lock, so no other git can be working in it: the lock is stale and goes, with a note."""
+    git_dir = probe(worktree, "rev-parse", "--absolute-git-dir")
+    if git_dir.returncode != 0:
+        return
+    lock = Path(git_dir.stdout.decode().strip()) / "index.lock"
+    if lock.exists():
+        progress.say(f"removing {lock} left by an interrupted git (this worktree is hmmbench's, and locked)")
+        lock.unlink(missing_ok=True)
+
+
 def tree_at_rev(repo: Path, rev: str) -> KernelTree:
     """``PATH@REV``: the commit REV of git repo PATH, checked out in a worktree that hmmbench owns.
 
@@ -237,6 +250,7 @@ def tree_at_rev(repo: Path, rev: str) -> KernelTree:
                 if add.returncode != 0:
                     raise HarnessError(f"git worktree add failed: {add.stderr.decode().strip()[-300:]}")
         else:
+            _remove_stale_index_lock(worktree)
             co = probe(worktree, "checkout", "--detach", "--force", "--quiet", commit)
             if co.returncode != 0:
                 raise HarnessError(f"git checkout {commit[:12]} failed: {co.stderr.decode().strip()[-300:]}")

@@ -232,9 +232,9 @@ def pytest_args(plan_path: Path, workers: int) -> list[str]:
     ini = empty / "pytest.ini"
     ini.write_text("[pytest]\n")
     args = ["-p", "hmmbench.pytest_plugin", "-c", str(ini), "--rootdir", str(empty), "--noconftest",
-            "-p", "no:cacheprovider", "-p", "no:terminal",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning", "--hmm-suite", "--hmm-plan", str(plan_path),
-            str(empty)]
+            "-p", "no:cacheprovider", "-p", "no:terminal", "-W", "ignore::pytest.PytestAssertRewriteWarning",
+            "--capture=no",  # progress lines (boots, recoveries) reach the terminal as they happen
+            "--hmm-suite", "--hmm-plan", str(plan_path), str(empty)]
     if workers > 1:
         args += ["-p", "xdist", "-n", str(workers), "--dist", "load"]
     return args

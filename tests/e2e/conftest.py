@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,23 @@ def run_hmmbench(*args: str, timeout: float = 3600, cwd: Path | None = None,
     return proc
 
 
+# Every process this test session starts inherits this mark, QEMU included: a guest some other hmmbench
+# on the machine runs (a developer's, a second CI job's) is not this session's and never counts as left behind.
+SESSION_MARK = f"HMMBENCH_E2E_SESSION={uuid.uuid4().hex}"
+os.environ["HMMBENCH_E2E_SESSION"] = SESSION_MARK.split("=", 1)[1]
+
+
+def _ours(pid: int) -> bool:
+    try:
+        return SESSION_MARK.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # gone already, or not readable: not a guest this session left behind
+        return False
+
+
 def qemu_pids() -> set[int]:
+    """This session's hmmbench QEMU processes."""
     out = subprocess.run(["pgrep", "-f", "qemu-system-x86_64 -name hmmbench"], capture_output=True, text=True)
-    return {int(p) for p in out.stdout.split()}
+    return {pid for pid in map(int, out.stdout.split()) if _ours(pid)}
 
 
 @pytest.fixture(autouse=True)
