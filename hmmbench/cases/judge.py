@@ -91,10 +91,10 @@ def judge_record(spec: CaseSpec, record: dict, facts: TargetFacts, console_lines
     if tainted and not reports:
         seen = f"{record.get('tainted_before')} -> {record.get('tainted_after')}"
         return Verdict(Status.FAIL, f"kernel tainted during the case ({tainted}) with no report captured",
-                       [_fail("taint", seen), *inner.checks])
+                       [_fail("taint", seen), *inner.checks], disagreements=inner.disagreements)
     if reports:
         return Verdict(Status.FAIL, f"kernel trouble: {titles}", [_fail("kernel messages", titles), *inner.checks],
-                       reports)
+                       reports, inner.disagreements)
     return inner
 
 

@@ -18,7 +18,7 @@ import hmmbench.cases
 import hmmbench.guest.cases
 
 # Modules of hmmbench.cases that are not cases.
-_NOT_CASES = {"facts", "judge", "kernel_reports", "registry", "rules", "verdict", "watch"}
+_NOT_CASES = {"facts", "judge", "kernel_reports", "registry", "rules", "verdict", "views", "watch"}
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,32 @@ class Check:
         return cls(key, outcome, seen)
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """One page where the CPU's page tables and a device's own view of it disagree.
+
+    hmmbench tests test_hmm as much as mm/: a page whose pagemap entry says "on device 0" while
+    device 0's SNAPSHOT says NONE is wrong on one side or the other, and the report shows both views
+    so a reader can tell which (the rule that decided what the device should say is in ``why``).
+    """
+
+    label: str  # the moment of the case ("after MIGRATE_TO_DEV")
+    page: int  # index of the page in the range
+    cpu: str  # what pagemap/kpageflags say ("device-private entry, swap type 28")
+    device: str  # the device's view ("dmirror1 SNAPSHOT NONE")
+    why: str  # what the device should have said, and by which rule
+
+    def line(self) -> str:
+        return f"{self.label}, page {self.page}: CPU {self.cpu}; {self.device} ({self.why})"
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "page": self.page, "cpu": self.cpu, "device": self.device, "why": self.why}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Disagreement:
+        return cls(d["label"], int(d["page"]), d["cpu"], d["device"], d.get("why", ""))
+
+
 @dataclass
 class Verdict:
     """A case run's verdict: status, a one-line summary, the checks behind it, and kernel reports."""
@@ -85,6 +111,7 @@ class Verdict:
     summary: str
     checks: list[Check] = field(default_factory=list)
     crashes: list[CrashReport] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
 
     @property
     def evidence(self) -> list[str]:
@@ -101,7 +128,8 @@ class Verdict:
     def to_dict(self) -> dict:
         return {"status": str(self.status), "summary": self.summary, "checks": [c.to_dict() for c in self.checks],
                 "evidence": self.evidence, "failed_checks": self.failed_checks,
-                "crashes": [r.to_dict() for r in self.crashes]}
+                "crashes": [r.to_dict() for r in self.crashes],
+                "disagreements": [d.to_dict() for d in self.disagreements]}
 
     @classmethod
     def from_dict(cls, d: dict) -> Verdict:
@@ -110,7 +138,8 @@ class Verdict:
         else:  # schema 1
             checks = [Check.from_line(line) for line in d.get("evidence", [])]
         return cls(Status(d["status"]), d.get("summary", ""), checks,
-                   [CrashReport.from_dict(r) for r in d.get("crashes", [])])
+                   [CrashReport.from_dict(r) for r in d.get("crashes", [])],
+                   [Disagreement.from_dict(x) for x in d.get("disagreements", [])])
 
 
 class Checks:
@@ -119,6 +148,7 @@ class Checks:
 
     def __init__(self) -> None:
         self.items: list[Check] = []
+        self.disagreements: list[Disagreement] = []
 
     def _add(self, item: Check) -> Check:
         self.items.append(item)
@@ -139,6 +169,10 @@ class Checks:
         """An observation recorded without judging it; ``name`` must not vary between kernels."""
         self._add(Check(name, Outcome.NOTE, seen))
 
+    def disagree(self, found: list[Disagreement]) -> None:
+        """Record pages where the CPU's and a device's views disagree (the check beside them fails)."""
+        self.disagreements.extend(found)
+
     @property
     def evidence(self) -> list[str]:
         return [c.line() for c in self.items]
@@ -153,16 +187,18 @@ class Checks:
 
     def skip(self, reason: str) -> Verdict:
         """SKIP, decided by the host from what was observed, with the observations noted so far."""
-        return Verdict(Status.SKIP, reason, list(self.items))
+        return Verdict(Status.SKIP, reason, list(self.items), disagreements=list(self.disagreements))
 
     def error(self, reason: str) -> Verdict:
         """ERROR: the rule cannot decide (with what it saw)."""
-        return Verdict(Status.ERROR, reason, list(self.items))
+        return Verdict(Status.ERROR, reason, list(self.items), disagreements=list(self.disagreements))
 
     def verdict(self, pass_summary: str) -> Verdict:
         if self.failed:
-            return Verdict(Status.FAIL, "failed: " + ", ".join(self.failed), list(self.items))
+            return Verdict(Status.FAIL, "failed: " + ", ".join(self.failed), list(self.items),
+                           disagreements=list(self.disagreements))
         if self.failed_controls:
             return Verdict(Status.ERROR, "negative control did not read the other way (the check cannot fail "
-                           "here): " + ", ".join(self.failed_controls), list(self.items))
-        return Verdict(Status.PASS, pass_summary, list(self.items))
+                           "here): " + ", ".join(self.failed_controls), list(self.items),
+                           disagreements=list(self.disagreements))
+        return Verdict(Status.PASS, pass_summary, list(self.items), disagreements=list(self.disagreements))

@@ -7,6 +7,9 @@ import textwrap
 from hmmbench.cases.verdict import Outcome, Status
 from hmmbench.reports.results import RunResult
 
+# The table shows the first few pages where a CPU's and a device's views disagree; evidence.txt has all.
+SHOWN_DISAGREEMENTS = 6
+
 
 def table(res: RunResult, width: int = 110) -> str:
     k, t = res.kernel, res.target
@@ -29,6 +32,11 @@ def table(res: RunResult, width: int = 110) -> str:
                     rows.append(" " * (name_w + 2) + "  " + check.line())
             if c.console_excerpt:
                 rows.append(" " * (name_w + 4) + f"console excerpt: {c.console_excerpt}")
+        shown = v.disagreements[:SHOWN_DISAGREEMENTS]
+        rows += [" " * (name_w + 4) + "DISAGREE " + d.line() for d in shown]
+        if len(v.disagreements) > len(shown):
+            rows.append(" " * (name_w + 4) + f"DISAGREE ... and {len(v.disagreements) - len(shown)} more pages "
+                        "(every one in evidence.txt)")
     counts = res.summary
     tail = ["", "verdict: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
             + f"   ({res.seconds:.0f}s)  results: {res.results_path}"]
@@ -42,4 +50,7 @@ def evidence(res: RunResult) -> str:
         v = c.verdict
         out.append(f"{c.id}: {v.status} - {v.summary}")
         out += [f"    {line}" for line in v.evidence]
+        if v.disagreements:
+            out.append(f"    {len(v.disagreements)} page(s) where the CPU's and a device's views disagree:")
+            out += [f"      {d.line()}" for d in v.disagreements]
     return "\n".join(out)
