@@ -9,10 +9,13 @@ Rule (every check must hold, and every control read the other way, for PASS):
      DEV_PRIVATE_LOCAL on the owner and NONE elsewhere for device-private, DEV_COHERENT_LOCAL/REMOTE for
      coherent, READ/WRITE on system pages; CHECK_EXCLUSIVE only where the PTE is device-exclusive).
   4. A READ by the owning device returns the data without a CPU fault and moves no page.
-  5. A CPU read of the first half and a CPU write of the second half: device-private pages come back to
+  5. A CPU read of the first half, MIGRATE_TO_DEV of the resulting mix (every page on the device again,
+     mirror holds the data), and a CPU write of the second half: device-private pages come back to
      system PFNs, exactly the touched ones (the rest stay on the device until touched), each with a
      fault (at least one minor fault per page beyond the noise of the same write loop on ordinary pages);
      device-coherent pages stay on the device (the CPU reaches coherent memory directly). Data intact.
+     (Checked in hmm-tests by return codes and data only: migrate, migrate_fault, migrate_release,
+     migrate_multiple, anon_read_multiple's device READ; hmmbench adds both views of every page.)
   6. MIGRATE_TO_SYS after a second MIGRATE_TO_DEV, and RELEASE after a third, each return 0 and leave
      every page present on a system PFN with the data intact.
   7. In a range of exclusive, migrated and ordinary quarters, each quarter reads as its kind on both
@@ -94,6 +97,11 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     else:
         c.check("CPU access leaves coherent pages on the device", _kinds(w, 0, n) == {on_device},
                 f"after the read {r.kinds()}, after the write {w.kinds()}")
+    mix = obs["migrate_mix"]
+    mx = judged["after MIGRATE_TO_DEV of the mix"]
+    c.check("MIGRATE_TO_DEV of a mix of system and device pages", mix.get("ret") == 0
+            and _kinds(mx, 0, n) == {on_device} and obs["mirror_matches_mix"],
+            f"{ioctl_text(mix)}, CPU {mx.kinds()}, mirror holds the data {obs['mirror_matches_mix']}")
     c.check("data intact after CPU access", obs["data_after_cpu"], str(obs["data_after_cpu"]))
 
     again, sys_ = obs["migrate_again"], obs["migrate_to_sys"]

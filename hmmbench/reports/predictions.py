@@ -45,6 +45,12 @@ def _migration(o: dict) -> str:
     return f"{o['method']} {'succeeded' if ok else 'failed'}, {moved}/{o['npages']} moved"
 
 
+def _private_types(o: dict) -> str:
+    """The swap types of a writable and a read-only device-private entry, from the case's calibration."""
+    probes = {p["how"]: p for p in o["calibration"]["probes"][str(o["local"])]}
+    return str([decoded([probes[how]["pagemap"]])[0].get("swap_type") for how in ("write", "read-only")])
+
+
 PREDICTIONS: list[Prediction] = [
     Prediction("swap type of a writable device-exclusive entry", "patch 6 (single SWP_DEVICE_EXCLUSIVE)",
                "[29]", "[30]", "exclusive_basic[npages=4]", lambda o: str(_types(o["while_exclusive"]["pagemap"]))),
@@ -69,6 +75,10 @@ PREDICTIONS: list[Prediction] = [
                "exclusive_bad_args", lambda o: errname(o["attempts"]["read_only"]["cmd"]["errno"])),
     Prediction("migration (soft offline) of exclusive pages", "patches 11 and 16", "fails", "succeeds",
                "exclusive_migration", _migration),
+    # The device swap types sit at the top of the 5-bit type space, below MAX_SWAPFILES's complement:
+    # one device type fewer (patch 6) moves the device-private ones up by one.
+    Prediction("swap types of device-private entries (write, read)", "patch 6 (SWP_DEVICE_NUM 4 -> 3)",
+               "[27, 28]", "[28, 29]", "migrate_to_device[memory=private]", _private_types),
 ]
 
 

@@ -1,9 +1,11 @@
-"""hmm-tests beside hmmbench: its output judged as a whole, and its exclusive tests against our cases.
+"""hmm-tests beside hmmbench: its output judged as a whole, and each of its tests against our cases.
 
-hmm-tests' device-exclusive tests check what three hmmbench cases check (exclusive -> exclusive_basic,
-exclusive_mprotect, exclusive_cow -> exclusive_fork); a pair where one says PASS and the other FAIL is a
-disagreement (one of the two tests is wrong, or sees something the other does not), and the best-known
-cause (THP-backed buffers on a pre-series kernel) is explained when it applies.
+Each hmm-tests test that an hmmbench case also checks (hmmbench.selftest.coverage: exclusive ->
+exclusive_basic, migrate -> migrate_to_device, ...) is set beside that case's verdict, the variant on the
+same kind of device memory where the case has one (hmm-tests' hmm_device_coherent fixture beside
+``memory=coherent``); a pair where one says PASS and the other FAIL is a disagreement (one of the two
+tests is wrong, or sees something the other does not), and the best-known cause (THP-backed buffers on
+a pre-series kernel) is explained when it applies.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hmmbench.reports.results import CaseResult
-from hmmbench.selftest import ktap
+from hmmbench.selftest import coverage, ktap
 from hmmbench.selftest.build import EXCLUSIVE_CASES
 from hmmbench.selftest.ktap import SelftestResult
 
@@ -76,22 +78,26 @@ class ComparisonRow:
 
 
 def compare(parsed: list[SelftestResult], ours: list[CaseResult]) -> tuple[list[ComparisonRow], list[str]]:
-    """One row per hmm-tests exclusive test; a disagreement where one says PASS and the other FAIL."""
-    by_case: dict[str, list[str]] = {}
-    for c in ours:
-        by_case.setdefault(c.case, []).append(str(c.status))
+    """One row per hmm-tests test an hmmbench case checks; a disagreement where one says PASS and the other FAIL."""
     rows, disagreements = [], []
     for r in parsed:
-        case = EXCLUSIVE_CASES.get(r.test)
+        case = coverage.case_for(r.test)
         if case is None:
             continue
-        seen = by_case.get(case, [])
+        seen = [str(c.status) for c in _same_memory(r, [c for c in ours if c.case == case])]
         # ERROR (could not decide) is never reported as PASS; SKIP only when every variant skipped.
         mine = next((s for s in ("FAIL", "ERROR", "PASS", "SKIP") if s in seen), "not run")
         rows.append(ComparisonRow(r.name, r.status, case, mine, r.reason, tuple(r.diagnostics)[-3:]))
         if {r.status, mine} == {"PASS", "FAIL"} or (r.status == "ERROR" and mine == "PASS"):
             disagreements.append(f"{r.name}: hmm-tests says {r.status}, hmmbench {case} says {mine}")
     return rows, disagreements
+
+
+def _same_memory(r: SelftestResult, results: list[CaseResult]) -> list[CaseResult]:
+    """The variants of a case on the kind of device memory hmm-tests' fixture variant used, if it has them."""
+    kind = "coherent" if "coherent" in r.name else "private"
+    same = [c for c in results if c.params.get("memory") == kind]
+    return same or [c for c in results if "memory" not in c.params]
 
 
 def explain_disagreements(parsed: list[SelftestResult], thp: CaseResult | None, thp_mode: str | None) -> str:
@@ -107,4 +113,4 @@ def explain_disagreements(parsed: list[SelftestResult], thp: CaseResult | None, 
 
 def selftest_verdicts_for(results: list[SelftestResult], case_name: str) -> list[SelftestResult]:
     """The selftest results (every fixture variant) that check what hmmbench case ``case_name`` checks."""
-    return [r for r in results if EXCLUSIVE_CASES.get(r.test) == case_name]
+    return [r for r in results if coverage.case_for(r.test) == case_name]

@@ -22,8 +22,7 @@ from hmmbench import cases, progress
 from hmmbench.reports import results
 from hmmbench.reports.results import CaseResult
 from hmmbench.reports.selftest import SelftestReport
-from hmmbench.selftest import build, ktap
-from hmmbench.selftest.build import EXCLUSIVE_CASES
+from hmmbench.selftest import build, coverage, ktap
 from hmmbench.selftest.compare import OutputCheck, compare, explain_disagreements
 from hmmbench.targets.session import Session, open_sessions
 from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
@@ -63,7 +62,7 @@ def selftest(req: run_workflow.RunRequest, timeout: float = SELFTEST_TIMEOUT) ->
         if session.agent is None or not session.alive():
             session.restart("hmm-tests " + ended)
         # exclusive_thp too: hmm-tests' buffers are THP-backed when THP is "always", ours are not.
-        names = [*dict.fromkeys(EXCLUSIVE_CASES.values()), "exclusive_thp"]
+        names = [*coverage.cases(), "exclusive_thp"]
         ours = run_after(session, [cases.load_all()[name] for name in names], out_dir, req.case_timeout)
         thp_mode = session.target_info.get("thp_enabled")
     doc = ktap.parse_document(text)

@@ -3,7 +3,8 @@
 Observes, for one kind of device memory (private: /dev/hmm_dmirror0 with 1 as the remote device;
 coherent: 2 with 3), on a range of base pages filled with a pattern: the views before; MIGRATE_TO_DEV of
 the whole range (and what the mirror read); a device READ through the owning device (no CPU fault);
-a CPU read of the first half, then a CPU write of the second half, each with its minor faults;
+a CPU read of the first half, MIGRATE_TO_DEV of that mix of system and device pages, then a CPU write of
+the second half, each with its minor faults;
 MIGRATE_TO_DEV again and MIGRATE_TO_SYS; MIGRATE_TO_DEV again and RELEASE; a range mixing exclusive,
 migrated and ordinary pages; the data after each way back. Every view is both sides of every page:
 pagemap/kpageflags/kpagecount and every mirror's SNAPSHOT (CHECK_EXCLUSIVE too where exclusive pages
@@ -48,6 +49,11 @@ def observe(ctx, params: dict) -> dict:
     touch_read(buf, half, ps)
     obs["cpu_read_faults"] = ctx.minflt() - f0
     obs["views"].append(devmem.views(ctx, "after a CPU read of the first half", buf, npages, devices))
+    # hmm-tests migrate_fault: migrate the resulting mix of system and device pages again.
+    mirror2 = ctx.ffi.new("char[]", size)
+    obs["migrate_mix"] = dev.command("MIGRATE_TO_DEV", addr, npages, mirror2)
+    obs["mirror_matches_mix"] = ctx.ffi.buffer(mirror2, size)[:] == expected
+    obs["views"].append(devmem.views(ctx, "after MIGRATE_TO_DEV of the mix", buf, npages, devices))
     f0 = ctx.minflt()
     touch_write(buf, npages, ps, start=half)
     obs["cpu_write_faults"] = ctx.minflt() - f0
