@@ -26,13 +26,18 @@ Rule (every check must hold, and every control read the other way, for PASS):
      device PFNs from a 2 MiB-aligned one (control: a base page migrated in the same run reads
      DEV_PRIVATE_LOCAL without PMD). The entry is of the write type exactly when the VMA is writable.
   4. Both views of every page agree at every step (hmmbench.cases.views, PMD allowed on a 2 MiB block
-     of one device folio; the other device sees NONE, as for a PTE-level entry of another owner).
+     of one device folio; every other device sees NONE, as for a PTE-level entry of another owner:
+     mm/hmm.c hmm_vma_handle_pte reports no PFN for it, and include/linux/hmm.h keeps HMM_PFN_ERROR for
+     a page the device cannot reach at all. 7.2.13's hmm_vma_handle_absent_pmd fills HMM_PFN_ERROR for
+     a PMD-level entry of another owner when no fault is asked, so SNAPSHOT there says ERROR: a FAIL.)
   5. A CPU read of one tail page brings the whole folio back: every page present on system memory,
      as a PMD-mapped THP (KPF_THP on every page, SNAPSHOT PMD on every page), unless there was no free
      2 MiB block before the fault (then 4 KiB pages are what test_hmm defines, noted). Data intact.
-  6. data: a second MIGRATE_TO_DEV is one PMD entry again; MIGRATE_TO_SYS returns 0 and brings the
-     whole folio back as in 5, data intact; after a third MIGRATE_TO_DEV, MADV_FREE of the
-     device-private range returns 0 and every page reads back either its data or zeros.
+  6. data: a second MIGRATE_TO_DEV is one PMD entry again; MIGRATE_TO_SYS returns 0 with cpages 512
+     (the uapi's "number of pages copied"; test_hmm's dmirror_successful_migrated_pages counts only
+     the compound head's entry: a FAIL) and brings the whole folio back as in 5, data intact; after a
+     third MIGRATE_TO_DEV, MADV_FREE of the device-private range returns 0 and every page reads back
+     either its data or zeros.
 """
 
 from __future__ import annotations
@@ -199,7 +204,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
         c.check("second MIGRATE_TO_DEV: one PMD-level entry again", ok_ioctl(again, n) and ok2,
                 f"{ioctl_text(again)}; {seen2}")
         c.check("MIGRATE_TO_SYS returns 0", sys_.get("ret") == 0, ioctl_text(sys_), "ret=0")
-        c.note("MIGRATE_TO_SYS cpages", str(sys_.get("cpages")))
+        c.check("MIGRATE_TO_SYS counts every page it copied", sys_.get("cpages") == n, ioctl_text(sys_),
+                f"cpages={n} (lib/test_hmm_uapi.h: the number of pages copied)")
         whole_folio_back(c, "MIGRATE_TO_SYS", views["after MIGRATE_TO_SYS"], judged["after MIGRATE_TO_SYS"], local,
                          obs["free_2mb_blocks_before_sys"], obs["after_sys"]["anon_huge_kb"])
         c.check("data intact after MIGRATE_TO_SYS", obs["data_after_sys"], str(obs["data_after_sys"]))

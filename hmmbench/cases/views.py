@@ -173,6 +173,10 @@ def device_should_say(page: CpuPage, device: int, owner: int | None,
         if owner is None or owner != device:
             if owner is None:
                 return None, "device-private page of an unknown owner"
+            if pmd:
+                return {SNAPSHOT_FLAGS["NONE"]}, (
+                    f"device-private page of dmirror{owner}: not this device's, no PFN, as for a PTE-level entry "
+                    "(include/linux/hmm.h: HMM_PFN_ERROR is for a page the device cannot reach at all)")
             return {SNAPSHOT_FLAGS["NONE"]}, f"device-private page of dmirror{owner}: not this device's, no PFN"
         want = SNAPSHOT_FLAGS["WRITE"] if page.writable else SNAPSHOT_FLAGS["READ"]
         if pmd:
