@@ -13,15 +13,28 @@ dev_private_owner, so
   not mapped                       NONE                             NONE
   system page                      READ or WRITE                    same
   shared zero page                 ZERO|READ                        same
+  huge zero page (PMD)             READ|PMD (is_zero_pfn() is       same
+                                   false for it: no ZERO nibble)
   device-coherent page (present)   DEV_COHERENT_LOCAL|READ/WRITE    DEV_COHERENT_REMOTE|READ/WRITE
   device-private entry             DEV_PRIVATE_LOCAL|WRITE (write   NONE (not its owner: no PFN
                                    type) or |READ (read type)       without a fault)
+                                   |PMD too where the entry may be
+                                   PMD-level (below)
   device-exclusive entry           NONE                             NONE
   other swap entry                 NONE                             NONE
 
 and CHECK_EXCLUSIVE says "held" (EPERM) on the device that made a page exclusive while, and only
 while, the CPU's PTE is a device-exclusive entry. The swap types and coherent PFN ranges come from the
 case's calibration (this kernel's own encoding, measured in the same boot), never from a version.
+
+A device-private THP (6.19+: mm/migrate_device.c migrate_vma_insert_huge_pmd_page) is one PMD-level
+device-private entry. pagemap shows it as 512 swap entries of the same device-private types as a PTE's
+(fs/proc/task_mmu.c pagemap_pmd_range_thp: swp_type of the PMD entry, offset = device PFN + index), and
+hmm_range_fault gives its pages map order PMD (mm/hmm.c hmm_vma_handle_absent_pmd), so SNAPSHOT adds
+the PMD flag. The CPU view alone cannot tell a PMD entry from 512 PTEs on the same device folio (a
+split PMD keeps the PFNs), so ``compare(pmd_blocks=...)`` allows, not requires, the PMD flag on the
+pages of a 2 MiB-aligned block whose 512 entries are device-private on consecutive device PFNs from a
+2 MiB-aligned one; anywhere else the PMD flag on a device-private page is a disagreement.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ from hmmbench.guest.pagemap import KPF, decode_pagemap
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
 
 DEVMEM_CHUNK_PAGES = 256 * 1024 * 1024 // 4096  # lib/test_hmm.c DEVMEM_CHUNK_SIZE, in 4 KiB pages
+PMD_PAGES = 512  # HPAGE_PMD_NR on x86-64 with 4 KiB pages
 _NIBBLE = {"zero": SNAPSHOT_FLAGS["ZERO"], "private": SNAPSHOT_FLAGS["DEV_PRIVATE_LOCAL"],
            "coherent_local": SNAPSHOT_FLAGS["DEV_COHERENT_LOCAL"],
            "coherent_remote": SNAPSHOT_FLAGS["DEV_COHERENT_REMOTE"]}
@@ -104,6 +118,8 @@ class CpuPage:
     writable: bool | None = None  # for device-private entries: the write type (None: unknown)
     owner: int | None = None  # for coherent pages: whose memory the PFN is
     text: str = ""
+    device_pfn: int | None = None  # for device-private entries: the device PFN (swap offset)
+    huge: bool = False  # for the zero page: the huge zero page (KPF_THP with KPF_ZERO_PAGE)
 
     @property
     def on_device(self) -> bool:
@@ -118,12 +134,14 @@ def cpu_page(raw: int, kpageflags: int | None, cal: Calibration) -> CpuPage:
         if owner is not None:
             return CpuPage("coherent", owner=owner, text=f"present on PFN {pfn:#x}, coherent memory of dmirror{owner}")
         if kpageflags is not None and kpageflags >> KPF["ZERO_PAGE"] & 1:
+            if kpageflags >> KPF["THP"] & 1:
+                return CpuPage("zero", huge=True, text=f"present on the huge zero page (PFN {pfn:#x})")
             return CpuPage("zero", text=f"present on the shared zero page (PFN {pfn:#x})")
         return CpuPage("system", text=f"present on system PFN {pfn:#x}")
     if d["swap"]:
         t = d["swap_type"]
         if t in cal.private_types:
-            return CpuPage("device-private", writable=t == cal.private_write,
+            return CpuPage("device-private", writable=t == cal.private_write, device_pfn=d["swap_offset"],
                            text=f"device-private entry (swap type {t}, device PFN {d['swap_offset']:#x})")
         if t in cal.exclusive:
             return CpuPage("device-exclusive", text=f"device-exclusive entry (swap type {t})")
@@ -135,11 +153,16 @@ def _name(byte: int) -> str:
     return "|".join(decode_snapshot(byte))
 
 
-def device_should_say(page: CpuPage, device: int, owner: int | None) -> tuple[set[int] | None, str]:
+def device_should_say(page: CpuPage, device: int, owner: int | None,
+                      pmd: bool = False) -> tuple[set[int] | None, str]:
     """The SNAPSHOT bytes ``device`` may report for ``page`` (None: any READ/WRITE byte of kind nibble 0),
-    and the rule in words. ``owner`` is the device a device-private page was migrated to."""
+    and the rule in words. ``owner`` is the device a device-private page was migrated to; ``pmd`` that
+    the page's device-private entry may be PMD-level (see the module docstring)."""
     if page.kind in ("none", "device-exclusive", "other-swap"):
         return {SNAPSHOT_FLAGS["NONE"]}, f"{page.kind}: hmm_range_fault without a fault gives no PFN"
+    if page.kind == "zero" and page.huge:
+        return {SNAPSHOT_FLAGS["READ"] | SNAPSHOT_FLAGS["PMD"]}, \
+            "the huge zero page reads READ|PMD (dmirror_mkentry's is_zero_pfn() is false for it)"
     if page.kind == "zero":
         return {_NIBBLE["zero"] | SNAPSHOT_FLAGS["READ"]}, "the zero page reads ZERO|READ"
     if page.kind == "coherent":
@@ -150,8 +173,16 @@ def device_should_say(page: CpuPage, device: int, owner: int | None) -> tuple[se
         if owner is None or owner != device:
             if owner is None:
                 return None, "device-private page of an unknown owner"
+            if pmd:
+                return {SNAPSHOT_FLAGS["NONE"]}, (
+                    f"device-private page of dmirror{owner}: not this device's, no PFN, as for a PTE-level entry "
+                    "(include/linux/hmm.h: HMM_PFN_ERROR is for a page the device cannot reach at all)")
             return {SNAPSHOT_FLAGS["NONE"]}, f"device-private page of dmirror{owner}: not this device's, no PFN"
         want = SNAPSHOT_FLAGS["WRITE"] if page.writable else SNAPSHOT_FLAGS["READ"]
+        if pmd:
+            return {_NIBBLE["private"] | want, _NIBBLE["private"] | want | SNAPSHOT_FLAGS["PMD"]}, \
+                "its own device-private page, in a 2 MiB block of one device folio: DEV_PRIVATE_LOCAL, " \
+                "writability of the entry, PMD where the entry is PMD-level"
         return {_NIBBLE["private"] | want}, "its own device-private page: DEV_PRIVATE_LOCAL, writability of the entry"
     return None, "system page: READ or WRITE"
 
@@ -178,18 +209,37 @@ class ViewsJudged:
         return out
 
 
+def device_folio_blocks(pages: list[CpuPage], block_starts: list[int] | None) -> list[bool]:
+    """Per page: whether it lies in a 2 MiB-aligned block (one of ``block_starts``, page indices of the
+    range where a PMD-aligned virtual block begins) whose 512 entries are device-private on consecutive
+    device PFNs from a 2 MiB-aligned one: where a PMD-level device-private entry can be."""
+    out = [False] * len(pages)
+    for b in block_starts or []:
+        block = pages[b:b + PMD_PAGES]
+        if len(block) < PMD_PAGES or b < 0 or any(p.kind != "device-private" for p in block):
+            continue
+        first = block[0].device_pfn
+        if first is None or first % PMD_PAGES or any(p.device_pfn != first + i for i, p in enumerate(block)):
+            continue
+        out[b:b + PMD_PAGES] = [True] * PMD_PAGES
+    return out
+
+
 def compare(c: Checks, views: dict, cal: Calibration, owners: int | list[int | None] | None = None,
-            exclusive_owner: int | None = None, prot_none: bool = False) -> ViewsJudged:
+            exclusive_owner: int | None = None, prot_none: bool = False,
+            pmd_blocks: list[int] | None = None) -> ViewsJudged:
     """Judge one moment: every page, every device. Adds the check ``views agree: LABEL`` and the
     disagreements to ``c``; returns the CPU view of each page for the case's own checks. ``owners`` is the
     device each device-private page was migrated to (one for all, or per page); ``exclusive_owner`` the
-    device that made pages exclusive; ``prot_none`` a range the CPU may not read (SNAPSHOT says ERROR)."""
+    device that made pages exclusive; ``prot_none`` a range the CPU may not read (SNAPSHOT says ERROR);
+    ``pmd_blocks`` the page indices where 2 MiB-aligned virtual blocks begin (see device_folio_blocks)."""
     label, n = views["label"], views["npages"]
     cpu = views["cpu"]
     flags = cpu.get("kpageflags") or [None] * n
     pages = [cpu_page(raw, kf, cal) for raw, kf in zip(cpu["pagemap"], flags, strict=False)]
     judged = ViewsJudged(label, pages)
     per_page = owners if isinstance(owners, list) else [owners] * n
+    pmd = device_folio_blocks(pages, pmd_blocks)
     for dev_text, view in sorted(views["devices"].items()):
         device = int(dev_text)
         cmd = view["snapshot_cmd"]
@@ -202,7 +252,7 @@ def compare(c: Checks, views: dict, cal: Calibration, owners: int | list[int | N
             if prot_none:
                 allowed, why = {SNAPSHOT_FLAGS["ERROR"]}, "PROT_NONE: hmm_range_fault reports an error"
             else:
-                allowed, why = device_should_say(page, device, per_page[i])
+                allowed, why = device_should_say(page, device, per_page[i], pmd[i])
             if not _byte_ok(byte, allowed):
                 want = "READ or WRITE" if allowed is None else " or ".join(_name(b) for b in sorted(allowed))
                 judged.disagreements.append(Disagreement(label, i, page.text, f"dmirror{device} SNAPSHOT {_name(byte)}",
