@@ -18,7 +18,11 @@ Rule (every check must hold, and every control read the other way, for PASS):
      unchanged, on tmpfs and on ext4 (the control of rule 2: the same ioctl moves pages here).
   2. Untouched and read-only-faulted file MAP_PRIVATE pages, file MAP_SHARED pages (read or written) and
      MAP_SHARED anonymous pages (untouched or written) are refused: ret -1, errno ENOENT, cpages 0; no
-     PTE changes (the same pagemap entries before and after: same PFNs, present or absent alike), both
+     page moves: each PTE is the same before and after (same PFN, present or absent alike), except a page
+     of a large folio (KPF_COMPOUND_HEAD/TAIL before), which the kernel may split and unmap before it
+     refuses it (mm/migrate_device.c migrate_vma_split_folio splits every large folio it collects, and a
+     split page-cache folio's PTEs are dropped, to be refaulted): its PTE may be absent after, and it
+     must then read back intact on a PFN of the same file (a note says how many were split); both
      views agree, the memory and the file keep their data (a written MAP_SHARED file holds what was
      written, the file of a MAP_PRIVATE mapping its original content).
   3. migrate_mixed: MIGRATE_TO_DEV of a PROT_NONE range and of a range with a hole each return EINVAL;
@@ -35,6 +39,7 @@ from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, failed_with, ioctl_text, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.cases.views import calibrated, compare
+from hmmbench.guest.pagemap import KPF
 
 SPEC = CaseSpec(
     name="migrate_refused",
@@ -51,6 +56,26 @@ def _same_ptes(before: list[int], after: list[int]) -> bool:
         return (d["present"], d["swap"], d.get("pfn"), d.get("swap_type"), d.get("swap_offset"))
 
     return [key(d) for d in decoded(before)] == [key(d) for d in decoded(after)]
+
+
+def _large(kpageflags: int | None) -> bool:
+    return bool(kpageflags) and bool(kpageflags >> KPF["COMPOUND_HEAD"] & 1 or kpageflags >> KPF["COMPOUND_TAIL"] & 1)
+
+
+def _unmoved(before: dict, after: list[int]) -> tuple[bool, int]:
+    """(every page unmoved, how many pages of a large folio lost their PTE): a PTE is unchanged, or the
+    page was in a large folio and is now unmapped (split, not migrated)."""
+    dropped = 0
+    ok = True
+    for raw_b, kf, raw_a in zip(before["pagemap"], before.get("kpageflags") or [], after, strict=False):
+        if _same_ptes([raw_b], [raw_a]):
+            continue
+        b, a = decoded([raw_b, raw_a])
+        if b["present"] and _large(kf) and not a["present"] and not a["swap"]:
+            dropped += 1
+        else:
+            ok = False
+    return ok, dropped
 
 
 def judge(obs: dict, facts: TargetFacts) -> Verdict:
@@ -73,11 +98,17 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
             c.check(f"moved: {label}", ok, f"{ioctl_text(mig)}, mirror {r['mirror_matches']}, CPU {after.kinds()}, "
                     f"data {r['data_intact']}{extra}", f"cpages={n}, every page {on_device}")
         else:
-            same = _same_ptes(r["before"]["pagemap"], r["views"]["cpu"]["pagemap"])
+            same, dropped = _unmoved(r["before"], r["views"]["cpu"]["pagemap"])
             ok = failed_with(mig, "ENOENT") and mig.get("cpages") == 0 and same and r["data_intact"] \
                 and r.get("file_intact", True) is True
             c.check(f"refused, nothing moved: {label}", ok, f"{ioctl_text(mig)}, PTEs unchanged {same}, CPU "
                     f"{after.kinds()}, data {r['data_intact']}{extra}", "ret=-1 errno=ENOENT cpages=0, PTEs unchanged")
+            if dropped:
+                back = r.get("after_access") or {}
+                large_after = sum(_large(k) for k in back.get("kpageflags") or [])
+                c.note(f"large folio split and unmapped by the refused MIGRATE_TO_DEV: {label}",
+                       f"{dropped}/{n} PTEs of large-folio pages dropped; after a refault {large_after}/{n} "
+                       f"pages are in a large folio")
     c.control("the same MIGRATE_TO_DEV moves written MAP_PRIVATE file pages", moved_somewhere,
               "see the 'moved:' checks")
 

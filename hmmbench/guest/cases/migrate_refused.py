@@ -89,6 +89,7 @@ def _attempt(ctx, dev, devices, label, p, n, mirror, data, fd, fdata, what) -> d
     rec["mirror_matches"] = ctx.ffi.buffer(mirror, n * ps)[:] == data
     rec["views"] = devmem.views(ctx, f"after MIGRATE_TO_DEV: {label}", p, n, devices)
     rec["data_intact"] = ctx.ffi.buffer(p, n * ps)[:] == data
+    rec["after_access"] = ctx.page_state(p, n)  # after the data check touched every page
     if fd is not None:
         rec["file_intact"] = os.pread(fd, n * ps, 0) == fdata
     return rec
