@@ -167,7 +167,9 @@ def device_should_say(page: CpuPage, device: int, owner: int | None,
         return {_NIBBLE["zero"] | SNAPSHOT_FLAGS["READ"]}, "the zero page reads ZERO|READ"
     if page.kind == "coherent":
         nib = _NIBBLE["coherent_local" if page.owner == device else "coherent_remote"]
-        return {nib | SNAPSHOT_FLAGS["READ"], nib | SNAPSHOT_FLAGS["WRITE"]}, \
+        # A coherent page is a present PTE (or, a device THP, a PMD) on the device's PFNs: PMD may be set.
+        rw = {nib | SNAPSHOT_FLAGS["READ"], nib | SNAPSHOT_FLAGS["WRITE"]}
+        return rw | {b | SNAPSHOT_FLAGS["PMD"] for b in rw}, \
             f"coherent memory of dmirror{page.owner}: {'LOCAL' if page.owner == device else 'REMOTE'}"
     if page.kind == "device-private":
         if owner is None or owner != device:
