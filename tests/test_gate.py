@@ -5,7 +5,8 @@ tests/data/run_6.12.json is a REAL recorded run (Linux 6.12.117, Debian's linux-
 trimmed: exclusive_basic[npages=1024] and exclusive_repeat (1024-page pagemap lists), every case's page_log
 and target_config were dropped and ``summary`` recomputed for the 16 remaining cases; every other value is
 as recorded. One case was added later from a real run of Linux 6.12.118 (Debian's next point release, same
-QEMU): migrate_to_device[memory=private], its page_log dropped.
+QEMU): migrate_to_device[memory=private], its page_log dropped, and device_thp[fill=data] (recorded SKIP:
+no device-private THP on 6.12), its observations trimmed to the one view the prediction reads.
 
 Every "patched" run below is a FAKE, made by editing a deep copy of that real run: no such run was
 recorded. The post-series fake edits the raw observations the way the facts file
@@ -146,6 +147,11 @@ def fake_post_series(real: dict) -> dict:
     for probe in md["calibration"]["probes"]["0"]:
         if probe["how"] in ("write", "read-only"):
             probe["pagemap"] = retype(probe["pagemap"], {"write": 28, "read-only": 29}[probe["how"]])
+
+    # device-private THP (6.19): the 512 pages are one PMD-level entry, the owning device sees PMD on each.
+    th = obs(run, "device_thp[fill=data]")
+    view = th["views"][0]["devices"][str(th["local"])]
+    view["snapshot"] = [b | 0x04 for b in view["snapshot"]]
     return run
 
 
@@ -208,6 +214,7 @@ def test_a_repeated_key_is_numbered_not_lost() -> None:
     ("FAIL", "PASS", [], "fixed"),
     ("FAIL", "FAIL", [], "still failing"),
     ("PASS", "PASS", [], "still passing"),
+    ("SKIP", "SKIP", [], "still skipped"),
     ("SKIP", "PASS", [], "changed"),
     ("PASS", "SKIP", [], "changed"),
     ("PASS", "ERROR", [], "changed"),
@@ -223,10 +230,10 @@ def test_diff_of_the_real_run_with_itself_changes_nothing(real: dict) -> None:
     assert [d.id for d in diffs] == [c["id"] for c in real["cases"]]
     for d, c in zip(diffs, real["cases"], strict=True):
         status = c["verdict"]["status"]
-        assert d.category == {"PASS": "still passing", "FAIL": "still failing"}[status], d.id
+        assert d.category == {"PASS": "still passing", "FAIL": "still failing", "SKIP": "still skipped"}[status], d.id
         assert d.base == d.patched == status
         assert d.changes == [] and d.new_messages == []
-    assert {d.category for d in diffs} == {"still passing", "still failing"}
+    assert {d.category for d in diffs} == {"still passing", "still failing", "still skipped"}
     assert not compare.regressed(diffs)
 
 
@@ -248,8 +255,7 @@ def test_diff_lists_the_changed_lines_of_a_regression(real: dict) -> None:
     assert d.base_summary.startswith("errnos: unaligned_address=EINVAL")
     assert d.patched_summary == "failed: read_only: refused, read_only: target unchanged"
     assert compare.regressed(list(diffs.values()))
-    assert [x.id for x in diffs.values() if x.category != "still passing" and x.category != "still failing"] == \
-        ["exclusive_bad_args"]
+    assert [x.id for x in diffs.values() if not x.category.startswith("still")] == ["exclusive_bad_args"]
 
 
 def test_diff_new_kernel_message_on_a_failing_case_is_a_regression(real: dict) -> None:
@@ -319,6 +325,8 @@ def test_every_prediction_confirmed_on_real_612_vs_fake_post_series(real: dict) 
         "soft_offline failed, 0/4 moved", "soft_offline succeeded, 4/4 moved")
     assert seen["migrate_to_device[memory=private] / swap types of device-private entries (write, read)"] == (
         "[27, 28]", "[28, 29]")
+    assert seen["device_thp[fill=data] / a 2 MiB THP migrated to device-private memory"] == (
+        "0/512 pages PMD-level", "512/512 pages PMD-level")
 
 
 def test_a_broken_prediction_is_refuted_and_shows_both_values(real: dict) -> None:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from hmmbench.cases.verdict import Check, Verdict
 from hmmbench.reports.results import RunResult
 
-CATEGORY_ORDER = ["regressed", "fixed", "changed", "still failing", "still passing", "only in one run"]
+CATEGORY_ORDER = ["regressed", "fixed", "changed", "still failing", "still skipped", "still passing", "only in one run"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ def categorize(base: str, patched: str, new_messages: list[str]) -> str:
         return "still failing"
     if base == patched == "PASS":
         return "still passing"
+    if base == patched == "SKIP":
+        return "still skipped"
     return "changed"
 
 

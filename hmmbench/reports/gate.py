@@ -109,7 +109,7 @@ def evidence(report: GateReport) -> str:
     """Every change with its evidence: what differs, verdict summaries, new kernel messages."""
     lines = []
     for c in report.cases:
-        if c.category == "still passing" and not c.changes:
+        if c.category in ("still passing", "still skipped") and not c.changes:
             continue
         lines += ["", f"{c.id}: {c.base} -> {c.patched} ({c.category})",
                   f"  base:    {c.base_summary}", f"  patched: {c.patched_summary}"]

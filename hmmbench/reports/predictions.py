@@ -51,6 +51,13 @@ def _private_types(o: dict) -> str:
     return str([decoded([probes[how]["pagemap"]])[0].get("swap_type") for how in ("write", "read-only")])
 
 
+def _device_thp(o: dict) -> str:
+    """How many of the 512 pages the owning device's SNAPSHOT saw as one PMD-level entry after migration."""
+    view = next(v for v in o["views"] if v["label"] == "after MIGRATE_TO_DEV")
+    flags = view["devices"][str(o["local"])]["snapshot"]
+    return f"{sum(1 for b in flags if b != 0xFF and b & 0x04)}/{len(flags)} pages PMD-level"
+
+
 PREDICTIONS: list[Prediction] = [
     Prediction("swap type of a writable device-exclusive entry", "patch 6 (single SWP_DEVICE_EXCLUSIVE)",
                "[29]", "[30]", "exclusive_basic[npages=4]", lambda o: str(_types(o["while_exclusive"]["pagemap"]))),
@@ -79,6 +86,9 @@ PREDICTIONS: list[Prediction] = [
     # one device type fewer (patch 6) moves the device-private ones up by one.
     Prediction("swap types of device-private entries (write, read)", "patch 6 (SWP_DEVICE_NUM 4 -> 3)",
                "[27, 28]", "[28, 29]", "migrate_to_device[memory=private]", _private_types),
+    # Not from the series: device-private THP (merged in 6.19) lies between the two default kernels too.
+    Prediction("a 2 MiB THP migrated to device-private memory", "device-private THP (Linux 6.19, not the series)",
+               "0/512 pages PMD-level (split)", "512/512 pages PMD-level", "device_thp[fill=data]", _device_thp),
 ]
 
 

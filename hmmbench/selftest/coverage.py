@@ -26,8 +26,39 @@ COVERAGE: tuple[Coverage, ...] = (
     Coverage("migrate_fault", "migrate_to_device", "half the pages faulted back by the CPU (one fault each, system "
              "PFNs), the mix migrated again, both views after each step"),
     Coverage("migrate_release", "migrate_to_device", "RELEASE evicts every page to system memory, data intact"),
-    Coverage("migrate_multiple", "migrate_to_device", "repeated passes: CPU fault, MIGRATE_TO_SYS and RELEASE "
-             "after three migrations of one range"),
+    Coverage("migrate_multiple", "migrate_teardown", "migrate, come back and munmap, cycle after cycle: every "
+             "page on the device and back each time, data intact"),
+    Coverage("migrate_file_private", "migrate_refused", "written MAP_PRIVATE file pages move, untouched and "
+             "read-only ones are refused with no PTE changed, on tmpfs and ext4"),
+    Coverage("migrate_shared", "migrate_refused", "MAP_SHARED file and anonymous memory refused (ENOENT, cpages 0), "
+             "every PTE the same before and after"),
+    Coverage("migrate_mixed", "migrate_refused", "PROT_NONE and a hole refused with EINVAL; zero, read-only and "
+             "read-write pages move with the entry type each should get"),
+    Coverage("anon_teardown", "migrate_teardown", "device READs racing munmap succeed or fail cleanly; the "
+             "remaining pages' views agree"),
+    Coverage("anon_write_child", "migrate_fork", "fork with device pages: both page tables (the child's via "
+             "/proc/PID/pagemap) at every step, each side's writes its own"),
+    Coverage("anon_write_child_shared", "migrate_fork", "the child's CPU and device writes seen by the parent in "
+             "MAP_SHARED anonymous memory (the control of the private copies)"),
+    Coverage("hmm_cow_in_device", "migrate_fork", "copy-on-write of shared device-private pages: the write "
+             "migrates the page back for both processes, each ends on its own PFN"),
+    Coverage("hmm_gup_test", "migrate_gup", "GUP (gup_test, /proc/self/mem, O_DIRECT) of device pages: exactly "
+             "the pinned half back on system PFNs (long-term pins only, for coherent memory)"),
+    Coverage("migrate_anon_huge_empty", "device_thp", "an empty 2 MiB region becomes one PMD-level device-private "
+             "entry; SKIP where device-private THP is absent"),
+    Coverage("migrate_anon_huge_zero", "device_thp", "the huge zero page migrated as one PMD-level entry"),
+    Coverage("migrate_anon_huge_free", "device_thp", "MADV_FREE of a device-private THP: data or zeros, "
+             "nothing lost"),
+    Coverage("migrate_anon_huge_fault", "device_thp", "a CPU read of one tail page brings the whole folio back "
+             "as a PMD-mapped THP"),
+    Coverage("migrate_anon_huge_err", "device_thp_fail_alloc", "FLAGS(FAIL_ALLOC): 512 PTE-level entries, one "
+             "fault brings back one page, MIGRATE_TO_SYS gives 4 KiB pages, data intact"),
+    Coverage("migrate_anon_huge_zero_err", "device_thp_fail_alloc", "the huge zero page under FAIL_ALLOC: 512 "
+             "PTE-level read-type entries"),
+    Coverage("migrate_partial_unmap_fault", "device_thp_unmap_remap", "partial munmap of a device-private THP: "
+             "what stays mapped stays on the device, faults back intact"),
+    Coverage("migrate_remap_fault", "device_thp_unmap_remap", "mremap of a device-private THP (and "
+             "MREMAP_DONTUNMAP): the moved range keeps its entries, faults back intact"),
     Coverage("exclusive", "exclusive_basic", "exclusive entries' swap type and PFN, CHECK_EXCLUSIVE, restore on "
              "CPU access"),
     Coverage("exclusive_mprotect", "exclusive_mprotect", "mprotect of exclusive entries: type, writability on "
