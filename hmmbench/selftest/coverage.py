@@ -59,6 +59,26 @@ COVERAGE: tuple[Coverage, ...] = (
              "what stays mapped stays on the device, faults back intact"),
     Coverage("migrate_remap_fault", "device_thp_unmap_remap", "mremap of a device-private THP (and "
              "MREMAP_DONTUNMAP): the moved range keeps its entries, faults back intact"),
+    Coverage("anon_read", "device_access", "a device READ of written pages returns the data and maps nothing new; "
+             "of unpopulated memory it faults in the zero page (ZERO|READ in SNAPSHOT)"),
+    Coverage("anon_read_prot", "device_access", "READ of PROT_NONE memory fails with EFAULT, the buffer and the page "
+             "state untouched"),
+    Coverage("anon_write", "device_access", "a device WRITE lands in the CPU's pages, which become present and "
+             "writable"),
+    Coverage("anon_write_prot", "device_access", "WRITE to read-only memory fails with EPERM and changes no page"),
+    Coverage("anon_write_huge", "device_access", "WRITE into a THP: lands, the THP stays PMD-mapped"),
+    Coverage("anon_write_hugetlbfs", "device_access", "WRITE into a hugetlb page (SKIP only without "
+             "CONFIG_HUGETLBFS)"),
+    Coverage("file_read", "device_access", "READ of a MAP_SHARED PROT_READ file (tmpfs and ext4)"),
+    Coverage("file_write", "device_access", "WRITE to a MAP_SHARED file lands in the file"),
+    Coverage("double_map", "device_access", "two devices READ the same memory: the local device's READ brings the "
+             "remote device's private pages back, coherent pages stay"),
+    Coverage("snapshot", "device_snapshot", "one range of every page kind (none, zero, RO, RW, THP, hugetlb, device "
+             "local/remote, coherent, exclusive, PROT_NONE, hole): every device's byte for every page"),
+    Coverage("mixedmap", "device_snapshot", "a page of the device's own mmap reads READ; SNAPSHOT faults nothing in"),
+    Coverage("compound", "device_snapshot", "hugetlb and THP pages read PMD, then PMD|READ after mprotect"),
+    Coverage("anon_read_multiple", None, "device READs repeated between CPU writes: return codes and data only; "
+             "no page state to see beyond device_access's READ"),
     Coverage("exclusive", "exclusive_basic", "exclusive entries' swap type and PFN, CHECK_EXCLUSIVE, restore on "
              "CPU access"),
     Coverage("exclusive_mprotect", "exclusive_mprotect", "mprotect of exclusive entries: type, writability on "
