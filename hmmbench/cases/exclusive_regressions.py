@@ -4,7 +4,7 @@ Kernel messages during a variant (a WARN in zap_nonpresent_ptes, a bad mapcount,
 the harness; these rules judge page state and data.
 
 Rule (every check must hold, and every control read the other way, for PASS):
-  mthp_free (64 KiB mTHP, MADV_FREE, EXCLUSIVE of its last page, MADV_PAGEOUT + memcg reclaim):
+  mthp_free (64 KiB mTHP, MADV_FREE, EXCLUSIVE of its last page, memcg reclaim, then MADV_PAGEOUT):
     1. hugepages-64kB/enabled accepts "always"; whether a 64 KiB folio formed (KPF_COMPOUND_HEAD on the
        first page, COMPOUND_TAIL on the others, contiguous PFNs) is noted: without one the variant runs
        on base pages and says so.
@@ -121,11 +121,12 @@ def _mthp_free(c: Checks, obs: dict) -> str:
     ctl = obs["control"]["state"]
     c.control("mthp_free: kpagecount reads 2 for a page mapped twice", ctl["kpagecount"][0] == 2,
               f"kpagecount {ctl['kpagecount'][0]}")
-    for step in ("after_free", "after_exclusive", "after_pageout", "after_reclaim", "after_read"):
+    for step in ("after_free", "after_exclusive", "after_reclaim", "after_pageout", "after_read"):
         ok, seen = _mapcount_sane(obs[step])
         c.check(f"mthp_free: no mapcount damage {step.replace('_', ' ')}", ok, seen)
     c.note("mthp_free: reclaim", f"swap {obs['swap']}, cgroup {obs.get('cgroup')}, pageout {obs['pageout']}, "
-           f"reclaim {obs.get('reclaim')}; after: {_kinds(obs['after_reclaim']['pagemap'])}")
+           f"reclaim {obs.get('reclaim')}; after reclaim {_kinds(obs['after_reclaim']['pagemap'])}, after "
+           f"MADV_PAGEOUT {_kinds(obs['after_pageout']['pagemap'])}")
     pages = obs["pages"]
     c.check("mthp_free: every page reads its data or zeros", all(p in ("original", "zero") for p in pages),
             str(pages))

@@ -2,10 +2,10 @@
 
 mthp_free: 64 KiB mTHP (hugepages-64kB/enabled set to "always" for the case, restored after; whether a
   64 KiB folio formed is recorded from kpageflags), MADV_FREE of the folio, EXCLUSIVE of its last page,
-  then reclaim: MADV_PAGEOUT, and memory.reclaim of a fresh memory cgroup the case moved into (swap on if
-  the runner's /dev/vdb is there). Page state (pagemap, kpageflags, kpagecount) after every step and
-  after a CPU read of every page; a page mapped twice (a memfd mapped two times) is the control that
-  kpagecount reads other than 1.
+  then reclaim: memory.reclaim of a fresh memory cgroup the case moved into before allocating (swap on
+  if the runner's /dev/vdb is there), then MADV_PAGEOUT. Page state (pagemap, kpageflags, kpagecount)
+  after every step and after a CPU read of every page; a page mapped twice (a memfd mapped two times)
+  is the control that kpagecount reads other than 1.
 file_cow_munmap: a MAP_PRIVATE ext4 file range whose pages but the last were copied on write (the last
   stays the file's own page, only read), the CoW'd ones made exclusive; a hole punched over the second
   half (unmap_mapping_range with even_cows false: private copies stay), the file truncated to 12
@@ -117,11 +117,13 @@ def _mthp_free(ctx, dev) -> dict:
         obs["exclusive"] = dev.command("EXCLUSIVE", addr + (n - 1) * ps, 1, mirror)
         obs["exclusive_data"] = ctx.ffi.buffer(mirror, ps)[:] == data[(n - 1) * ps:]
         obs["after_exclusive"] = ctx.page_state(buf, n)
-        obs["pageout"] = ctx.libc.call("madvise", buf, n * ps, uapi.MADV_PAGEOUT)
-        obs["after_pageout"] = ctx.page_state(buf, n)
+        # memcg reclaim first: it reaches the still-large lazyfree folio through the rmap
+        # (try_to_unmap_one) with the exclusive PTE in it; MADV_PAGEOUT would split it first.
         if cg and obs["cgroup"].get("ok"):
             obs["reclaim"] = [write_file(f"{cg}/memory.reclaim", "8M") for _ in range(3)]
         obs["after_reclaim"] = ctx.page_state(buf, n)
+        obs["pageout"] = ctx.libc.call("madvise", buf, n * ps, uapi.MADV_PAGEOUT)
+        obs["after_pageout"] = ctx.page_state(buf, n)
         obs["check_exclusive"] = dev.command("CHECK_EXCLUSIVE", addr + (n - 1) * ps, 1)
         seen = ctx.ffi.buffer(buf, n * ps)[:]  # a CPU read of every page
         zero = bytes(ps)
