@@ -240,3 +240,11 @@ def test_uffd_refused_is_decided_by_the_configuration() -> None:
     assert judge(obs, CONFIG).failed_checks == ["uffd_wp: userfaultfd write-protect accepted"]
     assert judge(obs, {"CONFIG_USERFAULTFD": "n"}).status == Status.SKIP
     assert judge(obs, None).status == Status.ERROR
+
+
+def test_mthp_reclaim_without_madv_free_allows_no_zero_page() -> None:
+    obs = fake_mthp()
+    obs.update(scenario="mthp_reclaim", free=False, madv_free=None)
+    assert judge(obs).status == Status.PASS
+    obs["pages"][3] = "zero"
+    assert judge(obs).failed_checks == ["mthp_reclaim: every page reads its data"]

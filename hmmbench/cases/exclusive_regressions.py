@@ -12,9 +12,10 @@ Rule (every check must hold, and every control read the other way, for PASS):
        (on a kernel that refuses a page of a large folio, the refusal is noted and no entry is expected).
     3. No mapcount damage at any step: every present page of the range reads kpagecount 1 (mapped once,
        private) and KPF_ANON (control: a memfd page mapped twice reads 2, so the check can fail).
-    4. Data: every page reads its own data or zeros (MADV_FREE lets reclaim discard clean pages), never
-       anything else; the exclusive page reads its own data (GUP FOLL_WRITE dirtied it, so it is not
-       discardable: the device may have written it).
+    4. mthp_reclaim is the same without MADV_FREE (to tell which path a finding needs): every page then
+       reads its own data. Data (mthp_free): every page reads its own data or zeros (MADV_FREE lets
+       reclaim discard clean pages), never anything else; the exclusive page reads its own data (GUP
+       FOLL_WRITE dirtied it, so it is not discardable: the device may have written it).
   file_cow_munmap (MAP_PRIVATE ext4 file of 16 pages, 0-14 CoW'd and exclusive, 15 the file's own page):
     5. EXCLUSIVE of the CoW'd pages succeeds; they are device-exclusive.
     6. A hole punched over pages 8-15 keeps every private CoW copy (truncate_pagecache_range ->
@@ -64,8 +65,8 @@ SPEC = CaseSpec(
     description="2025-2026 regressions as cases: mTHP + MADV_FREE + reclaim, munmap of CoW'd file pages, "
                 "close with pages on the device, uffd-wp write fault on exclusive entries",
     rule=__doc__.split("Rule", 1)[1],
-    variants=[{"scenario": "mthp_free"}, {"scenario": "file_cow_munmap"}, {"scenario": "close_migrated"},
-              {"scenario": "uffd_wp"}],
+    variants=[{"scenario": "mthp_free"}, {"scenario": "mthp_reclaim"}, {"scenario": "file_cow_munmap"},
+              {"scenario": "close_migrated"}, {"scenario": "uffd_wp"}],
     timeout=400.0,
 )
 
@@ -103,36 +104,40 @@ def _mapcount_sane(state: dict) -> tuple[bool, str]:
 
 
 def _mthp_free(c: Checks, obs: dict) -> str:
-    n = obs["npages"]
-    c.check("mthp_free: hugepages-64kB accepts always", bool(obs["mthp_enable"][0]), str(obs["mthp_enable"]))
+    n, tag, free = obs["npages"], obs["scenario"], obs.get("free", True)
+    c.check(f"{tag}: hugepages-64kB accepts always", bool(obs["mthp_enable"][0]), str(obs["mthp_enable"]))
     formed = _formed(obs["before"])
-    c.note("mthp_free: a 64 KiB folio formed", f"{formed} (anon_fault_alloc {obs.get('anon_fault_alloc')}, "
+    c.note(f"{tag}: a 64 KiB folio formed", f"{formed} (anon_fault_alloc {obs.get('anon_fault_alloc')}, "
            f"enabled was {obs.get('mthp_enabled_before')!r})")
-    c.check("mthp_free: MADV_FREE succeeds", obs["madv_free"][0] == 0, str(obs["madv_free"]))
+    if free:
+        c.check(f"{tag}: MADV_FREE succeeds", obs["madv_free"][0] == 0, str(obs["madv_free"]))
     ex = obs["exclusive"]
     last = decoded(obs["after_exclusive"]["pagemap"])[n - 1]
     if ex["ret"] == 0:
-        c.check("mthp_free: EXCLUSIVE of the last page makes it device-exclusive",
+        c.check(f"{tag}: EXCLUSIVE of the last page makes it device-exclusive",
                 ok_ioctl(ex, 1) and not last["present"] and last["swap"] and obs["exclusive_data"],
                 f"{ioctl_text(ex)}, last page {_kinds(obs['after_exclusive']['pagemap'])[n - 1]}, "
                 f"data {obs['exclusive_data']}")
     else:
-        c.note("mthp_free: EXCLUSIVE of the last page refused", ioctl_text(ex))
+        c.note(f"{tag}: EXCLUSIVE of the last page refused", ioctl_text(ex))
     ctl = obs["control"]["state"]
-    c.control("mthp_free: kpagecount reads 2 for a page mapped twice", ctl["kpagecount"][0] == 2,
+    c.control(f"{tag}: kpagecount reads 2 for a page mapped twice", ctl["kpagecount"][0] == 2,
               f"kpagecount {ctl['kpagecount'][0]}")
     for step in ("after_free", "after_exclusive", "after_reclaim", "after_pageout", "after_read"):
         ok, seen = _mapcount_sane(obs[step])
-        c.check(f"mthp_free: no mapcount damage {step.replace('_', ' ')}", ok, seen)
-    c.note("mthp_free: reclaim", f"swap {obs['swap']}, cgroup {obs.get('cgroup')}, pageout {obs['pageout']}, "
+        c.check(f"{tag}: no mapcount damage {step.replace('_', ' ')}", ok, seen)
+    c.note(f"{tag}: reclaim", f"swap {obs['swap']}, cgroup {obs.get('cgroup')}, pageout {obs['pageout']}, "
            f"reclaim {obs.get('reclaim')}; after reclaim {_kinds(obs['after_reclaim']['pagemap'])}, after "
            f"MADV_PAGEOUT {_kinds(obs['after_pageout']['pagemap'])}")
     pages = obs["pages"]
-    c.check("mthp_free: every page reads its data or zeros", all(p in ("original", "zero") for p in pages),
-            str(pages))
+    if free:
+        c.check(f"{tag}: every page reads its data or zeros", all(p in ("original", "zero") for p in pages),
+                str(pages))
+    else:
+        c.check(f"{tag}: every page reads its data", all(p == "original" for p in pages), str(pages))
     if ex["ret"] == 0:
-        c.check("mthp_free: the exclusive page keeps its data", pages[n - 1] == "original", pages[n - 1])
-    no_control(c, "mthp_free: ioctl and madvise results, data", "return values, and byte comparisons with a "
+        c.check(f"{tag}: the exclusive page keeps its data", pages[n - 1] == "original", pages[n - 1])
+    no_control(c, f"{tag}: ioctl and madvise results, data", "return values, and byte comparisons with a "
                "pattern that differs page by page")
     return f"64 KiB folio formed {formed}; mapcounts sane at 5 steps; data {sorted(set(pages))}"
 
@@ -289,7 +294,7 @@ def _uffd_wp(c: Checks, obs: dict, facts: TargetFacts) -> str:
 def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     scenario = obs["scenario"]
-    if scenario == "mthp_free":
+    if scenario in ("mthp_free", "mthp_reclaim"):
         summary = _mthp_free(c, obs)
     elif scenario == "file_cow_munmap":
         summary = _file_cow_munmap(c, obs)

@@ -6,6 +6,7 @@ mthp_free: 64 KiB mTHP (hugepages-64kB/enabled set to "always" for the case, res
   if the runner's /dev/vdb is there), then MADV_PAGEOUT. Page state (pagemap, kpageflags, kpagecount)
   after every step and after a CPU read of every page; a page mapped twice (a memfd mapped two times)
   is the control that kpagecount reads other than 1.
+mthp_reclaim: the same without MADV_FREE (which path a finding needs).
 file_cow_munmap: a MAP_PRIVATE ext4 file range whose pages but the last were copied on write (the last
   stays the file's own page, only read), the CoW'd ones made exclusive; a hole punched over the second
   half (unmap_mapping_range with even_cows false: private copies stay), the file truncated to 12
@@ -88,12 +89,12 @@ def _twice_mapped(ctx) -> dict:
 
 # ----------------------------------------------------------------------------------------------- mthp_free
 
-def _mthp_free(ctx, dev) -> dict:
+def _mthp_free(ctx, dev, free: bool = True) -> dict:
     if not os.path.exists(f"{MTHP64}/enabled"):
         raise Skip(f"no {MTHP64}/enabled (kernel without multi-size THP of 64 KiB)")
     ps = ctx.page_size
     n = 64 * 1024 // ps
-    obs: dict = {"npages": n, "control": _twice_mapped(ctx), "swap": _swap()}
+    obs: dict = {"npages": n, "free": free, "control": _twice_mapped(ctx), "swap": _swap()}
     saved = read_file(f"{MTHP64}/enabled") or ""
     current = saved.split("[", 1)[-1].split("]", 1)[0] if "[" in saved else saved
     obs["mthp_enabled_before"] = saved
@@ -111,7 +112,7 @@ def _mthp_free(ctx, dev) -> dict:
         obs["anon_fault_alloc"] = [f0, read_file(stats)]
         addr = ctx.libc.addr(buf)
         obs["before"] = ctx.page_state(buf, n)
-        obs["madv_free"] = ctx.libc.call("madvise", buf, n * ps, MADV_FREE)
+        obs["madv_free"] = ctx.libc.call("madvise", buf, n * ps, MADV_FREE) if free else None
         obs["after_free"] = ctx.page_state(buf, n)
         mirror = ctx.ffi.new("char[]", ps)
         obs["exclusive"] = dev.command("EXCLUSIVE", addr + (n - 1) * ps, 1, mirror)
@@ -390,5 +391,6 @@ def observe(ctx, params: dict) -> dict:
     if scenario == "close_migrated":
         return {"scenario": scenario, **_close_migrated(ctx)}
     dev = ctx.device(0)
-    flow = {"mthp_free": _mthp_free, "file_cow_munmap": _file_cow_munmap, "uffd_wp": _uffd_wp}[scenario]
+    flow = {"mthp_free": _mthp_free, "mthp_reclaim": lambda c, d: _mthp_free(c, d, free=False),
+            "file_cow_munmap": _file_cow_munmap, "uffd_wp": _uffd_wp}[scenario]
     return {"scenario": scenario, **flow(ctx, dev)}
