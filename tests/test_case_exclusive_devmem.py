@@ -44,9 +44,9 @@ def fake_snapshot(kind: str, device: int) -> int:
     return F["NONE"]
 
 
-def fake_views(label: str, kinds: str, pfn_base: int = 0) -> dict:
+def fake_views(label: str, kinds: str, pfn_base: int = 0, holder: int = 0) -> dict:
     devices = {str(d): {"snapshot_cmd": {"ret": 0}, "snapshot": [fake_snapshot(k, d) for k in kinds],
-                        "check_exclusive": [int(k == "X" and d == 0) for k in kinds]} for d in DEVICES}
+                        "check_exclusive": [int(k == "X" and d == holder) for k in kinds]} for d in DEVICES}
     return {"label": label, "npages": len(kinds),
             "cpu": {"pagemap": [fake_entry(k, pfn_base + i) for i, k in enumerate(kinds)],
                     "kpageflags": [0] * len(kinds), "kpagecount": [1] * len(kinds)}, "devices": devices}
@@ -65,6 +65,13 @@ def fake_obs() -> dict:
                           fake_views("on_device: after MIGRATE_TO_DEV", "PPPPPPPP"),
                           fake_views("on_device: after EXCLUSIVE of the first half", "XXXXPPPP"),
                           fake_views("on_device: after a CPU read of every page", "SSSSSSSS")]},
+        "on_remote_device": {"migrate": ok(8), "exclusive": ok(4), "exclusive_mirror_matches": True,
+                             "data_intact": True, "views": [
+                                 fake_views("on_remote_device: after MIGRATE_TO_DEV", "PPPPPPPP", holder=1),
+                                 fake_views("on_remote_device: after EXCLUSIVE of the first half by the remote "
+                                            "device", "XXXXPPPP", holder=1),
+                                 fake_views("on_remote_device: after a CPU read of every page", "SSSSSSSS",
+                                            holder=1)]},
         "migrate_exclusive": {"exclusive": ok(4), "migrate": ok(8), "migrate_mirror_matches": True,
                               "data_intact": True, "views": [
                                   fake_views("migrate_exclusive: after EXCLUSIVE of the first half", "XXXXSSSS"),
@@ -112,6 +119,14 @@ def _views(flow: dict, label: str) -> dict:
 def test_the_fake_run_passes() -> None:
     v = judge(fake_obs())
     assert v.status == Status.PASS, v.evidence
+
+
+def test_an_exclusive_page_held_by_the_wrong_device_disagrees() -> None:
+    obs = fake_obs()
+    label = "on_remote_device: after EXCLUSIVE of the first half by the remote device"
+    idx = obs["on_remote_device"]["views"].index(_views(obs["on_remote_device"], label))
+    obs["on_remote_device"]["views"][idx] = fake_views(label, "XXXXPPPP", holder=0)
+    assert judge(obs).failed_checks == [f"views agree: {label}"]
 
 
 def test_an_exclusive_entry_migrated_fails() -> None:

@@ -17,6 +17,8 @@ Rule (every check must hold, and every control read the other way, for PASS):
      would make them exclusive); EXCLUSIVE of the migrated first half returns 0 with cpages = half and
      the data, the first half is then device-exclusive (held by dmirror0) and the second half still
      device-private; a CPU read brings every page back to a system page with the data intact.
+     on_remote_device: the same with EXCLUSIVE by dmirror1 of pages on dmirror0's memory (the first half
+     then held by dmirror1, per page CHECK_EXCLUSIVE).
   3. migrate_exclusive: after EXCLUSIVE of the first half, MIGRATE_TO_DEV of the whole range returns 0
      with cpages = npages and the data; the exclusive pages stay device-exclusive on their PFNs (skipped
      by migrate_vma_collect_pmd), the others are device-private; a CPU read restores every page, data
@@ -87,6 +89,24 @@ def _on_device(c: Checks, obs: dict, cal: Calibration, local: int) -> None:
               f"first half {mig.kinds(0, half)}")
     back = j["on_device: after a CPU read of every page"]
     c.check("on_device: a CPU read brings every page back, data intact",
+            _only(back, 0, n, SYS) and f["data_intact"], f"CPU {back.kinds()}, data {f['data_intact']}")
+
+
+def _on_remote_device(c: Checks, obs: dict, cal: Calibration, local: int, remote: int) -> None:
+    f, n = obs["on_remote_device"], obs["npages"]
+    half = n // 2
+    j = {v["label"]: compare(c, v, cal, owners=local, exclusive_owner=remote) for v in f["views"]}
+    mig = j["on_remote_device: after MIGRATE_TO_DEV"]
+    ex = j["on_remote_device: after EXCLUSIVE of the first half by the remote device"]
+    c.check("on_remote_device: MIGRATE_TO_DEV puts every page on the device", ok_ioctl(f["migrate"], n)
+            and _only(mig, 0, n, PRIV), f"{ioctl_text(f['migrate'])}; CPU {mig.kinds()}")
+    c.check("on_remote_device: EXCLUSIVE by the remote device of another's device-private pages",
+            ok_ioctl(f["exclusive"], half) and f["exclusive_mirror_matches"] and _only(ex, 0, half, EXCL)
+            and _only(ex, half, n, PRIV), f"{ioctl_text(f['exclusive'])}, mirror data {f['exclusive_mirror_matches']}; "
+            f"first half {ex.kinds(0, half)}, second half {ex.kinds(half, n)}",
+            f"ret=0 cpages={half}, first half device-exclusive held by dmirror{remote}, second half device-private")
+    back = j["on_remote_device: after a CPU read of every page"]
+    c.check("on_remote_device: a CPU read brings every page back, data intact",
             _only(back, 0, n, SYS) and f["data_intact"], f"CPU {back.kinds()}, data {f['data_intact']}")
 
 
@@ -214,6 +234,7 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     if cal.private_write is None or not cal.exclusive:
         return c.error("calibration found no device-private or no device-exclusive swap type")
     _on_device(c, obs, cal, local)
+    _on_remote_device(c, obs, cal, local, obs["remote"])
     _migrate_exclusive(c, obs, cal, local)
     _fork(c, obs, cal, local)
     _ksm(c, obs, cal, local)

@@ -57,7 +57,7 @@ from hmmbench.cases.rules import decoded, errname, ioctl_text, no_control, ok_io
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.cases.views import calibrated, compare
 from hmmbench.guest.pagemap import KPF
-from hmmbench.guest.uapi import SNAPSHOT_FLAGS
+from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
 
 SPEC = CaseSpec(
     name="exclusive_regressions",
@@ -186,6 +186,10 @@ def _file_cow_munmap(c: Checks, obs: dict) -> str:
 
 # ----------------------------------------------------------------------------------------------- close_migrated
 
+def decode_text(byte: int) -> str:
+    return "|".join(decode_snapshot(byte))
+
+
 def _private_pmd(byte: int) -> bool:
     return byte != 0xFF and byte & 0xF0 == SNAPSHOT_FLAGS["DEV_PRIVATE_LOCAL"] and bool(byte & SNAPSHOT_FLAGS["PMD"])
 
@@ -209,6 +213,12 @@ def _close_migrated(c: Checks, obs: dict) -> str:
         views.append({**v, "devices": devices})
     j = {v["label"]: compare(c, v, cal, owners=local, exclusive_owner=local) for v in views}
     c.note("close_migrated: device-private pages reported with the PMD bit", str(pmd))
+    # What the other devices say of the THP on dmirror0's memory: mm/hmm.c reads a device-private PTE
+    # of another owner as no PFN (NONE) when not asked to fault; the PMD path is the one to watch.
+    thp = next(v for v in obs["views"] if v["label"] == "THP range before the close")
+    seen = {k: sorted({decode_text(b) for b in d["snapshot"]}) for k, d in sorted(thp["devices"].items())
+            if int(k) != local}
+    c.note("close_migrated: other devices' SNAPSHOT of the THP on the device", str(seen))
     thp = _flag(obs["thp_before"]["kpageflags"][0], "THP")
     c.note("close_migrated: THP before migration", f"kpageflags THP {thp}, madvise {obs['madv_hugepage']}")
     for what, key in (("base pages", "migrate_base"), ("THP range", "migrate_thp")):

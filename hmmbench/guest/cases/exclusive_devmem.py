@@ -6,6 +6,7 @@ every page and every mirror's SNAPSHOT and per-page CHECK_EXCLUSIVE):
 
 on_device: MIGRATE_TO_DEV of all pages, then EXCLUSIVE of the first half (pages that are on the device:
   what make_device_exclusive() does with them), then a CPU read of every page.
+on_remote_device: the same with the EXCLUSIVE made by dmirror1 of pages on dmirror0's memory.
 migrate_exclusive: EXCLUSIVE of the first half, then MIGRATE_TO_DEV of the whole range (what
   migrate_vma_collect_pmd() does with a device-exclusive entry), then a CPU read of every page.
 fork: a range of exclusive, migrated and ordinary quarters, fork(); the child opens its own mirrors
@@ -62,6 +63,28 @@ def _on_device(ctx, dev, devices, obs: dict) -> None:
                                      exclusive=True))
     out["data_intact"] = _data(ctx, buf, n) == data
     obs["on_device"] = out
+
+
+def _on_remote_device(ctx, dev, remote, devices, obs: dict) -> None:
+    """Pages migrated to dmirror0, half of them then made exclusive by dmirror1."""
+    n, ps = NPAGES, ctx.page_size
+    half = n // 2
+    buf, data = ctx.base_pages(n, 1150)
+    addr = ctx.libc.addr(buf)
+    mirror = ctx.ffi.new("char[]", n * ps)
+    out: dict = {"views": []}
+    out["migrate"] = dev.command("MIGRATE_TO_DEV", addr, n, mirror)
+    out["views"].append(devmem.views(ctx, "on_remote_device: after MIGRATE_TO_DEV", buf, n, devices,
+                                     exclusive=True))
+    out["exclusive"] = remote.command("EXCLUSIVE", addr, half, mirror)
+    out["exclusive_mirror_matches"] = ctx.ffi.buffer(mirror, half * ps)[:] == data[:half * ps]
+    out["views"].append(devmem.views(ctx, "on_remote_device: after EXCLUSIVE of the first half by the remote "
+                                     "device", buf, n, devices, exclusive=True))
+    touch_read(buf, n, ps)
+    out["views"].append(devmem.views(ctx, "on_remote_device: after a CPU read of every page", buf, n, devices,
+                                     exclusive=True))
+    out["data_intact"] = _data(ctx, buf, n) == data
+    obs["on_remote_device"] = out
 
 
 def _migrate_exclusive(ctx, dev, devices, obs: dict) -> None:
@@ -263,9 +286,11 @@ def _reclaim(ctx, dev, devices, obs: dict) -> None:
 def observe(ctx, params: dict) -> dict:
     local, remote = devmem.devices_of(devmem.PRIVATE)
     dev = devmem.open_device(ctx, local, need=("MIGRATE_TO_DEV", "EXCLUSIVE", "CHECK_EXCLUSIVE", "SNAPSHOT"))
-    devices = devmem.all_devices(ctx, dev, devmem.open_device(ctx, remote))
+    other = devmem.open_device(ctx, remote, need=("EXCLUSIVE",))
+    devices = devmem.all_devices(ctx, dev, other)
     obs: dict = {"npages": NPAGES, "local": local, "remote": remote, "calibration": devmem.calibrate(ctx, devices)}
     _on_device(ctx, dev, devices, obs)
+    _on_remote_device(ctx, dev, other, devices, obs)
     _migrate_exclusive(ctx, dev, devices, obs)
     _fork(ctx, dev, devices, obs)
     _ksm(ctx, dev, devices, obs)
