@@ -63,7 +63,8 @@ def test_gate_default_lists_the_predicted_differences(tmp_path: Path) -> None:
     statuses = {p["name"]: p["status"] for p in report["predictions"]}
     assert len(statuses) >= 8 and all(s in ("confirmed", "refuted") for s in statuses.values()), statuses
     for name in ("swap type of a writable device-exclusive entry", "kpagecount of a device-exclusive page",
-                 "one page of a THP made exclusive", "errno for MAP_SHARED anonymous memory"):
+                 "one page of a THP made exclusive", "errno for MAP_SHARED anonymous memory",
+                 "swap types of device-private entries (write, read)", "a 2 MiB THP migrated to device-private memory"):
         assert statuses[name] == "confirmed", report["predictions"]
     cats = {c["id"]: c["category"] for c in report["cases"]}
     assert cats["exclusive_thp"] == "fixed" and cats["exclusive_mapcount"] == "fixed"

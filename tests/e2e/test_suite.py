@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from hmmbench.cases.registry import load_all
 from hmmbench.guest.pagemap import decode_pagemap
 
 from .conftest import run_hmmbench
 
 pytestmark = pytest.mark.slow
 
-ALL_CASES = 17
+ALL_CASES = len(load_all())  # every case the registry knows runs on both kernels
 
 
 def test_judge_rederives_every_verdict_offline(suite_results: dict[str, dict], tmp_path: Path) -> None:
@@ -121,3 +122,39 @@ def test_errno_for_memory_that_cannot_be_exclusive(suite_results: dict[str, dict
         assert obs(res, "exclusive_hugetlb")["one_page"]["errno"] == errno_value, kernel
         assert verdict(res, "exclusive_shared_and_file") == "PASS"
         assert verdict(res, "exclusive_hugetlb") == "PASS"
+
+
+# ------------------------------------------------------------------ device memory (issue "The rest of test_hmm")
+
+
+def test_migration_on_both_kinds_of_device_memory(suite_results: dict[str, dict]) -> None:
+    """Private and coherent devices both exist in the guests, and both views agree through a migration."""
+    for kernel, res in suite_results.items():
+        for memory in ("private", "coherent"):
+            cid = f"migrate_to_device[memory={memory}]"
+            assert verdict(res, cid) == "PASS", (kernel, cid)
+            case = next(c for c in res["cases"] if c["id"] == cid)
+            assert case["verdict"]["disagreements"] == []
+            assert any(ch["key"].startswith("views agree: ") for ch in case["verdict"]["checks"])
+
+
+def test_device_private_thp_runs_on_7_2_and_skips_on_6_12(suite_results: dict[str, dict]) -> None:
+    thp = [c for c in suite_results["debian-6.12"]["cases"] if c["case"].startswith("device_thp")]
+    assert thp and all(c["verdict"]["status"] == "SKIP" for c in thp)
+    assert all("device-private THP not supported" in c["verdict"]["summary"] for c in thp)
+    post = [c for c in suite_results["debian-7.2"]["cases"] if c["case"].startswith("device_thp")]
+    assert post and all(c["verdict"]["status"] in ("PASS", "FAIL") for c in post)
+    data = obs(suite_results["debian-7.2"], "device_thp[fill=data]")
+    after = next(v for v in data["views"] if v["label"] == "after MIGRATE_TO_DEV")
+    assert all(b & 0x04 for b in after["devices"][str(data["local"])]["snapshot"])  # one PMD-level entry
+
+
+def test_every_disagreement_is_listed_with_both_views(suite_results: dict[str, dict]) -> None:
+    """A failed "views agree" check always comes with the pages behind it, each with both sides."""
+    for res in suite_results.values():
+        for c in res["cases"]:
+            failed = [ch for ch in c["verdict"]["checks"] if ch["key"].startswith("views agree: ")
+                      and ch["outcome"] == "FAIL"]
+            if failed:
+                found = c["verdict"]["disagreements"]
+                assert found and all(d["cpu"] and d["device"] for d in found), c["id"]
