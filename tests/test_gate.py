@@ -26,7 +26,7 @@ import pytest
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.kernel_reports import CrashReport
 from hmmbench.cases.rules import decoded, pfns
-from hmmbench.cases.verdict import Verdict
+from hmmbench.cases.verdict import Status, Verdict
 from hmmbench.guest.pagemap import PM_PFN_MASK, PM_SWAP, SWP_TYPE_BITS
 from hmmbench.reports import compare, predictions
 from hmmbench.reports import gate as gate_report
@@ -578,3 +578,19 @@ def test_post_series_errnos_pass_the_rules() -> None:
         assert v.status == "PASS", v.evidence
         for mapping in ("shared_anon", "ext4_shared"):
             assert any(line.startswith(f"ok   {mapping}: refused: ret=-1 errno={name}") for line in v.evidence)
+
+
+def test_selftest_pass_beside_kernel_trouble_is_explained() -> None:
+    """FAKE results: hmm-tests' anon_write_child passes while migrate_fork's private variant hit a WARNING."""
+    crash = CrashReport(title="WARNING in dmirror_fault", kind="warning", first_line="WARNING: ...", fatal=False)
+    fork = CaseResult("migrate_fork[first=device,memory=private]", "migrate_fork",
+                      {"first": "device", "memory": "private"}, 0.3,
+                      Verdict(Status.FAIL, "kernel trouble: WARNING in dmirror_fault", crashes=[crash]))
+    coherent = CaseResult("migrate_fork[first=device,memory=coherent]", "migrate_fork",
+                          {"first": "device", "memory": "coherent"}, 0.3, Verdict(Status.PASS, "ok"))
+    parsed = [SelftestResult("hmm.hmm_device_private.anon_write_child", "PASS", 6),
+              SelftestResult("hmm.hmm_device_coherent.anon_write_child", "PASS", 40)]
+    why = selftest_compare.explain_kernel_trouble(parsed, [fork, coherent])
+    assert why.splitlines() == [
+        "hmm.hmm_device_private.anon_write_child passed, but migrate_fork[first=device,memory=private] hit kernel "
+        "trouble on the same path (WARNING in dmirror_fault): hmm-tests judges return codes and data only"]

@@ -111,6 +111,22 @@ def explain_disagreements(parsed: list[SelftestResult], thp: CaseResult | None, 
             f"THPs in exclusive_thp, which is {thp.status}: {thp.verdict.summary}")
 
 
+def explain_kernel_trouble(parsed: list[SelftestResult], ours: list[CaseResult]) -> str:
+    """Why hmm-tests may pass where hmmbench fails: it judges return codes and data, so a kernel WARNING or
+    oops on the path it exercises (or in a child whose exit status it does not check) goes unseen."""
+    lines = []
+    for r in parsed:
+        case = coverage.case_for(r.test)
+        if r.status != "PASS" or case is None:
+            continue
+        troubled = [c for c in _same_memory(r, [c for c in ours if c.case == case]) if c.verdict.crashes]
+        if troubled:
+            titles = "; ".join(dict.fromkeys(x.title for c in troubled for x in c.verdict.crashes))
+            lines.append(f"{r.name} passed, but {', '.join(c.id for c in troubled)} hit kernel trouble on the same "
+                         f"path ({titles}): hmm-tests judges return codes and data only")
+    return "\n".join(lines)
+
+
 def selftest_verdicts_for(results: list[SelftestResult], case_name: str) -> list[SelftestResult]:
     """The selftest results (every fixture variant) that check what hmmbench case ``case_name`` checks."""
     return [r for r in results if coverage.case_for(r.test) == case_name]

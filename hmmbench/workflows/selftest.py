@@ -23,7 +23,7 @@ from hmmbench.reports import results
 from hmmbench.reports.results import CaseResult
 from hmmbench.reports.selftest import SelftestReport
 from hmmbench.selftest import build, coverage, ktap
-from hmmbench.selftest.compare import OutputCheck, compare, explain_disagreements
+from hmmbench.selftest.compare import OutputCheck, compare, explain_disagreements, explain_kernel_trouble
 from hmmbench.targets.session import Session, open_sessions
 from hmmbench.targets.ssh import CommandTimeout, ConnectionLost
 from hmmbench.workflows import engine
@@ -72,7 +72,8 @@ def selftest(req: run_workflow.RunRequest, timeout: float = SELFTEST_TIMEOUT) ->
     thp = next((c for c in ours if c.case == "exclusive_thp"), None)
     report = SelftestReport(run_workflow.kernel_block(tree.label, kernel), opened.target.accel,
                             opened.target.accel_why, str(binary), ended, parsed, OutputCheck.of(doc), ours, rows,
-                            disagreements, explain_disagreements(parsed, thp, thp_mode),
+                            disagreements, "\n".join(x for x in (explain_disagreements(parsed, thp, thp_mode),
+                                                                  explain_kernel_trouble(parsed, ours)) if x),
                             started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                             seconds=round(time.monotonic() - started, 1))
     results.write_json(out_dir / "selftest.json", report)
