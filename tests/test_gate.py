@@ -594,3 +594,16 @@ def test_selftest_pass_beside_kernel_trouble_is_explained() -> None:
     assert why.splitlines() == [
         "hmm.hmm_device_private.anon_write_child passed, but migrate_fork[first=device,memory=private] hit kernel "
         "trouble on the same path (WARNING in dmirror_fault): hmm-tests judges return codes and data only"]
+
+
+def test_selftest_pass_beside_disagreeing_views_is_explained() -> None:
+    """FAKE results: hmm-tests' migrate_anon_huge_fault passes while device_thp saw a remote device say ERROR."""
+    from hmmbench.cases.verdict import Disagreement
+
+    d = Disagreement("after MIGRATE_TO_DEV", 0, "device-private entry", "dmirror1 SNAPSHOT ERROR", "expected NONE")
+    thp = CaseResult("device_thp[fill=data]", "device_thp", {"fill": "data"}, 1.0,
+                     Verdict(Status.FAIL, "failed: views agree: after MIGRATE_TO_DEV", disagreements=[d, d]))
+    parsed = [SelftestResult("hmm.hmm_device_private.migrate_anon_huge_fault", "PASS", 33)]
+    why = selftest_compare.explain_kernel_trouble(parsed, [thp])
+    assert "device_thp[fill=data] saw 2 page view(s) where a device contradicts the CPU" in why
+    assert "dmirror1 SNAPSHOT ERROR" in why

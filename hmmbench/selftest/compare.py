@@ -113,17 +113,27 @@ def explain_disagreements(parsed: list[SelftestResult], thp: CaseResult | None, 
 
 def explain_kernel_trouble(parsed: list[SelftestResult], ours: list[CaseResult]) -> str:
     """Why hmm-tests may pass where hmmbench fails: it judges return codes and data, so a kernel WARNING or
-    oops on the path it exercises (or in a child whose exit status it does not check) goes unseen."""
+    oops on the path it exercises (or in a child whose exit status it does not check), or a device whose
+    view of a page contradicts the CPU's (it reads the owning device only), goes unseen."""
     lines = []
     for r in parsed:
         case = coverage.case_for(r.test)
         if r.status != "PASS" or case is None:
             continue
-        troubled = [c for c in _same_memory(r, [c for c in ours if c.case == case]) if c.verdict.crashes]
+        failed = [c for c in _same_memory(r, [c for c in ours if c.case == case]) if str(c.status) == "FAIL"]
+        troubled = [c for c in failed if c.verdict.crashes]
         if troubled:
             titles = "; ".join(dict.fromkeys(x.title for c in troubled for x in c.verdict.crashes))
             lines.append(f"{r.name} passed, but {', '.join(c.id for c in troubled)} hit kernel trouble on the same "
                          f"path ({titles}): hmm-tests judges return codes and data only")
+            continue
+        split = [c for c in failed if c.verdict.disagreements]
+        if split:
+            first = split[0].verdict.disagreements[0]
+            total = sum(len(c.verdict.disagreements) for c in split)
+            lines.append(f"{r.name} passed, but {', '.join(c.id for c in split)} saw {total} page view(s) where a "
+                         f"device contradicts the CPU (first: {first.line()}): hmm-tests reads only the device "
+                         "that did the work")
     return "\n".join(lines)
 
 
