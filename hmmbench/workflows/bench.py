@@ -189,14 +189,16 @@ def bisect14(req: run_workflow.RunRequest, out_dir: Path) -> Figure:
     repo = fixture_history.ensure_repo()
     stamp = str(time.time_ns())
     mark = "#include <linux/init.h>"
+    broken = f"#error bench {stamp}: this commit does not build"
     parent = fixture_history.BASE_BRANCH
     commits = []
     for i in range(1, 15):
         if i == 10:
             edits = fixture_history.BREAK_EXCLUSIVE_BASIC
         elif i == 6:
-            edits = {"mm/memory.c": ("#include <linux/kernel_stat.h>", f"#include <linux/kernel_stat.h>\n"
-                                     f"#error bench {stamp}: this commit does not build")}
+            edits = {"mm/memory.c": ("#include <linux/kernel_stat.h>", f"#include <linux/kernel_stat.h>\n{broken}")}
+        elif i == 7:  # the next commit fixes the build again: exactly one unbuildable commit
+            edits = {"mm/memory.c": (f"\n{broken}", "")}
         else:
             path, anchor = ("mm/memory.c", "#include <linux/kernel_stat.h>") if i % 2 else ("lib/test_hmm.c", mark)
             edits = {path: (anchor, f"{anchor}\n/* bench {stamp} c{i} */")}
