@@ -171,7 +171,7 @@ class HmmRun:
             from hmmbench.vm.image import ImageBuilder
 
             if self.plan and self.plan.kernel_dir:
-                self._kernel = load_built(Path(self.plan.kernel_dir))
+                self._kernel = load_built(Path(self.plan.kernel_dir), cached=self.plan.kernel_cached)
                 self._image = ImageBuilder(self.plan.image_recipe or self.req.recipe).build()
                 self.kernel_label = self.plan.kernel_label or ""
             else:

@@ -177,9 +177,11 @@ def series_step(req: run_workflow.RunRequest, out_dir: Path, repeat: int) -> Fig
         stamp = f"{time.time_ns()}-{i}"
         commit = fixture_history.commit_change(repo, base, f"bench: touch mm/memory.c ({stamp})", {
             "mm/memory.c": ("#include <linux/kernel_stat.h>", f"#include <linux/kernel_stat.h>\n/* bench {stamp} */")})
-        progress.say(f"bench: series step {i + 1}/{repeat}: build + boot + suite at {commit[:12]}")
-        runs.append(user_run(["--kernel", f"{repo}@{commit}"], out_dir / f"series-step-{i}"))
-    return Figure("one mm/ file changed: build + boot + suite", [r.wall for r in runs], "s", SERIES_STEP_TARGET,
+        progress.say(f"bench: series step {i + 1}/{repeat}: build + boot + device-exclusive suite at {commit[:12]}")
+        suite = [a for name in device_exclusive_suite() for a in ("--case", name)]
+        runs.append(user_run(["--kernel", f"{repo}@{commit}", *suite], out_dir / f"series-step-{i}"))
+    return Figure("one mm/ file changed: build + boot + device-exclusive suite", [r.wall for r in runs], "s",
+                  SERIES_STEP_TARGET,
                   profile=_medians([r.profile() for r in runs]))
 
 

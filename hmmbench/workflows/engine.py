@@ -209,6 +209,7 @@ class Plan:
     started_wall: float  # time.time() when the command started (workers are other processes)
     kernel_dir: str | None = None  # the kernel's artifact directory in the cache (QEMU guests)
     kernel_label: str | None = None
+    kernel_cached: bool = True  # False when this command built the kernel (results.json says so, bench counts it)
     image_recipe: str | None = None
     machines: list[dict] = field(default_factory=list)  # url + options of each machine (remote targets)
     kexec: list | None = None  # what --kexec saw on each machine

@@ -112,7 +112,7 @@ def run_prepared(req: RunRequest, specs: list[cases.CaseSpec], tree: sources.Ker
     started = time.time() if started is None else started
     out_dir = (req.out_dir or results.default_out_dir(kernel.release)).resolve()
     plan = _plan(req, specs, out_dir, started, kernel_dir=str(kernel.bzimage.parent), kernel_label=tree.label,
-                 image_recipe=image.recipe)
+                 kernel_cached=kernel.cached, image_recipe=image.recipe)
     with cache.exclusive_dir(out_dir, "results directory"):
         return engine.execute(plan, max(1, req.jobs))
 
