@@ -55,7 +55,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, errname, failed_with, ioctl_text, no_control, ok_ioctl, undecided
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import calibrated, calibration_gap, compare
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS as F
 from hmmbench.guest.uapi import decode_snapshot
 
@@ -348,10 +348,8 @@ def judge_device_write(j: Judge, sec: dict) -> None:
 def judge(obs: dict, facts: TargetFacts) -> Verdict:
     j = Judge(obs, facts)
     c = j.c
-    if obs["memory"] == "private" and j.cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
-    if obs["memory"] == "coherent" and not {j.local, j.remote} <= {o for _, _, o in j.cal.coherent_ranges}:
-        return c.error(f"calibration found no coherent memory of dmirror{j.local} and dmirror{j.remote}")
+    if gap := calibration_gap(j.cal, obs["memory"], j.local, j.remote):
+        return c.error(gap)
     s = obs["sections"]
     judge_anon_read(j, s["anon_read"])
     judge_anon_read_prot(j, s["anon_read_prot"])

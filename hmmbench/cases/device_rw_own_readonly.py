@@ -30,7 +30,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import failed_with, ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import calibrated, calibration_gap, compare
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS as F
 from hmmbench.guest.uapi import decode_snapshot
 
@@ -48,10 +48,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, memory, local = obs["npages"], obs["memory"], obs["local"]
     cal = calibrated(c, obs)
-    if memory == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
-    if memory == "coherent" and local not in {o for _, _, o in cal.coherent_ranges}:
-        return c.error(f"calibration found no coherent memory of dmirror{local}")
+    if gap := calibration_gap(cal, memory, local):
+        return c.error(gap)
     if len(obs.get("views") or []) < 3:
         return c.error(f"the guest recorded {len(obs.get('views') or [])} of 3 moments")
     v = {x["label"]: x for x in obs["views"]}

@@ -43,7 +43,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import errname, ioctl_text, no_control, ok_ioctl, undecided
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import Calibration, calibrated, compare
+from hmmbench.cases.views import Calibration, calibrated, calibration_gap, compare
 from hmmbench.guest.pagemap import KPF
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS as F
 from hmmbench.guest.uapi import decode_snapshot
@@ -172,10 +172,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     memory, local, remote = obs["memory"], obs["local"], obs["remote"]
     cal = calibrated(c, obs)
-    if memory == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
-    if memory == "coherent" and not {local, remote} <= {o for _, _, o in cal.coherent_ranges}:
-        return c.error(f"calibration found no coherent memory of dmirror{local} and dmirror{remote}")
+    if gap := calibration_gap(cal, memory, local, remote):
+        return c.error(gap)
     if len(obs.get("views") or []) < 4:
         return c.error(f"the guest recorded {len(obs.get('views') or [])} of 4 moments")
     per, row = obs["pages_per_huge"], obs["row_page"]

@@ -47,7 +47,15 @@ from hmmbench.cases.exclusive_thp import judge_not_formed
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import PMD_PAGES, Calibration, ViewsJudged, calibrated, compare, device_folio_blocks
+from hmmbench.cases.views import (
+    PMD_PAGES,
+    Calibration,
+    ViewsJudged,
+    calibrated,
+    calibration_gap,
+    compare,
+    device_folio_blocks,
+)
 from hmmbench.guest.pagemap import KPF
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS, decode_snapshot
 
@@ -142,8 +150,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, local, fill = obs["npages"], obs["local"], obs["fill"]
     cal = calibrated(c, obs)
-    if cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
+    if gap := calibration_gap(cal, "private", local):
+        return c.error(gap)
     views = {v["label"]: v for v in obs["views"]}
     judged = {label: compare(c, v, cal, owners=local, pmd_blocks=[0]) for label, v in views.items()}
     after_view, after = views["after MIGRATE_TO_DEV"], judged["after MIGRATE_TO_DEV"]

@@ -33,7 +33,7 @@ from hmmbench.cases.exclusive_thp import judge_not_formed
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import calibrated, calibration_gap, compare
 from hmmbench.guest.pagemap import KPF
 
 SPEC = CaseSpec(
@@ -60,8 +60,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, local, fill, t = obs["npages"], obs["local"], obs["fill"], obs["touched"]
     cal = calibrated(c, obs)
-    if cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
+    if gap := calibration_gap(cal, "private", local):
+        return c.error(gap)
     if fill == "data" and not all(obs["system"]["kpageflags_thp"]):
         return judge_not_formed(obs, facts)
     views = {v["label"]: v for v in obs["views"]}

@@ -29,7 +29,7 @@ from hmmbench.cases.device_thp import missing_feature, pmd_entry
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import calibrated, calibration_gap, compare
 
 SPEC = CaseSpec(
     name="device_thp_unmap_remap",
@@ -45,8 +45,8 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, local, op = obs["npages"], obs["local"], obs["op"]
     cal = calibrated(c, obs)
-    if cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
+    if gap := calibration_gap(cal, "private", local):
+        return c.error(gap)
     judged_runs = []
     for run in obs["runs"]:
         views = {v["label"]: v for v in run["views"]}

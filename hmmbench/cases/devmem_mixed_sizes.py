@@ -26,7 +26,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import ON_DEVICE, calibrated, calibration_gap, compare
 
 SPEC = CaseSpec(
     name="devmem_mixed_sizes",
@@ -41,10 +41,10 @@ SPEC = CaseSpec(
 def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     kind, local = obs["memory"], obs["local"]
-    on_device = "device-private" if kind == "private" else "coherent"
+    on_device = ON_DEVICE[kind]
     cal = calibrated(c, obs)
-    if kind == "coherent" and not any(owner == local for _, _, owner in cal.coherent_ranges):
-        return c.error(f"calibration found no coherent memory of dmirror{local}")
+    if gap := calibration_gap(cal, kind, local):
+        return c.error(gap)
     sizes = {"thp": obs["huge_pages"], "base": obs["base_pages"]}
     c.note("THP backing the 2 MiB region", f"AnonHugePages {obs.get('anon_huge_kb')} kB")
     rel = obs["release_before"]

@@ -38,7 +38,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, no_control, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare, cpu_page
+from hmmbench.cases.views import ON_DEVICE, calibrated, calibration_gap, compare, cpu_page
 
 SPEC = CaseSpec(
     name="migrate_fork",
@@ -78,11 +78,9 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, kind, local, first = obs["npages"], obs["memory"], obs["local"], obs["first"]
     cal = calibrated(c, obs)
-    on_device = "device-private" if kind == "private" else "coherent"
-    if kind == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
-    if kind == "coherent" and not any(owner == local for _, _, owner in cal.coherent_ranges):
-        return c.error(f"calibration found no coherent memory of dmirror{local}")
+    on_device = ON_DEVICE[kind]
+    if gap := calibration_gap(cal, kind, local):
+        return c.error(gap)
     judged = {v["label"]: compare(c, v, cal, owners=local) for v in obs["views"]}
     child = {label: _child_pages(st, cal) for label, st in obs["child_views"].items()}
     steps = obs["steps"]

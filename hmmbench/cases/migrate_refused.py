@@ -38,7 +38,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import decoded, failed_with, ioctl_text, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import ON_DEVICE, calibrated, calibration_gap, compare
 from hmmbench.guest.pagemap import KPF
 
 SPEC = CaseSpec(
@@ -82,9 +82,9 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, kind, local, remote = obs["npages"], obs["memory"], obs["local"], obs["remote"]
     cal = calibrated(c, obs)
-    on_device = "device-private" if kind == "private" else "coherent"
-    if kind == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
+    on_device = ON_DEVICE[kind]
+    if gap := calibration_gap(cal, kind, local):
+        return c.error(gap)
     moved_somewhere = False
     for r in obs["regions"]:
         label, mig = r["label"], r["migrate"]

@@ -33,7 +33,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import errname, ioctl_text, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import ON_DEVICE, calibrated, calibration_gap, compare
 
 SPEC = CaseSpec(
     name="migrate_teardown",
@@ -53,9 +53,9 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     c = Checks()
     n, kind, local = obs["npages"], obs["memory"], obs["local"]
     cal = calibrated(c, obs)
-    on_device = "device-private" if kind == "private" else "coherent"
-    if kind == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
+    on_device = ON_DEVICE[kind]
+    if gap := calibration_gap(cal, kind, local):
+        return c.error(gap)
 
     mult = obs["multiple"]
     back = compare(c, obs["multiple_views"], cal, owners=local)

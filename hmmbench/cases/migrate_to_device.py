@@ -28,7 +28,7 @@ from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import ioctl_text, ok_ioctl
 from hmmbench.cases.verdict import Checks, Verdict
-from hmmbench.cases.views import calibrated, compare
+from hmmbench.cases.views import ON_DEVICE, calibrated, calibration_gap, compare
 
 SPEC = CaseSpec(
     name="migrate_to_device",
@@ -49,11 +49,9 @@ def judge(obs: dict, facts: TargetFacts) -> Verdict:
     n, kind, local = obs["npages"], obs["memory"], obs["local"]
     half = n // 2
     cal = calibrated(c, obs)
-    on_device = "device-private" if kind == "private" else "coherent"
-    if kind == "private" and cal.private_write is None:
-        return c.error("calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)")
-    if kind == "coherent" and not any(owner == local for _, _, owner in cal.coherent_ranges):
-        return c.error(f"calibration found no coherent memory of dmirror{local}")
+    on_device = ON_DEVICE[kind]
+    if gap := calibration_gap(cal, kind, local):
+        return c.error(gap)
     views = {v["label"]: v for v in obs["views"]}
     judged = {label: compare(c, v, cal, owners=local, exclusive_owner=local) for label, v in views.items()}
 

@@ -277,6 +277,23 @@ def compare(c: Checks, views: dict, cal: Calibration, owners: int | list[int | N
     return judged
 
 
+# What a page migrated to each kind of device memory is, as cpu_page names it.
+ON_DEVICE = {"private": "device-private", "coherent": "coherent"}
+
+
+def calibration_gap(cal: Calibration, memory: str, *devices: int) -> str | None:
+    """Why the calibration cannot back a rule about ``memory`` on ``devices`` (None: it can): the rule
+    must then say ERROR, never guess the encoding."""
+    if memory == "private" and cal.private_write is None:
+        return "calibration found no device-private swap type (MIGRATE_TO_DEV of a scratch page failed)"
+    if memory == "coherent":
+        owners = {owner for _, _, owner in cal.coherent_ranges}
+        missing = [f"dmirror{d}" for d in devices if d not in owners]
+        if missing:
+            return f"calibration found no coherent memory of {' and '.join(missing)}"
+    return None
+
+
 def calibrated(c: Checks, obs: dict) -> Calibration:
     """The case's calibration, noted in its evidence (what this kernel's encoding was measured to be)."""
     cal = Calibration.from_obs(obs.get("calibration") or {})
