@@ -74,8 +74,8 @@ def test_the_suite_in_pytest_gives_hmmbench_run_s_verdicts(suite_results: dict[s
         if c["verdict"]["status"] == "SKIP":
             assert any(c["verdict"]["summary"] in (s.get("message") or "") for s in tests[c["id"]].iter("skipped"))
         saved = json.loads((out / "cases" / f"{safe_name(c['id'])}.json").read_text())
-        assert saved["record"]["observations"] == next(
-            x for x in res["cases"] if x["id"] == c["id"])["record"]["observations"]
+        # (a case that oopsed or hung has a record without observations: its status and reason are kept)
+        assert saved["record"] == next(x for x in res["cases"] if x["id"] == c["id"])["record"]
 
     again = run_hmmbench("judge", str(out / "results.json"), "--json", str(tmp_path / "judged.json"))
     assert again.returncode == single["_exit"], again.stderr[-2000:]
@@ -93,7 +93,8 @@ def test_two_xdist_workers_are_two_guests_with_the_same_verdicts(suite_results: 
     assert statuses(res) == statuses(single)
     assert sorted(w["name"] for w in res["target"]["workers"]) == ["w1", "w2"]
     assert {c["worker"] for c in res["cases"]} == {"w1", "w2"}
-    assert len({Path(c).name for c in res["target"]["consoles"]}) == 2
+    consoles = [Path(c).name for c in res["target"]["consoles"]]
+    assert len(set(consoles)) == len(consoles) >= 2  # a console per boot (fresh guests after an oops), no clash
 
 
 def test_gateways_run_workers_that_build_and_boot_on_their_own(suite_results: dict[str, dict],
@@ -110,7 +111,7 @@ def test_gateways_run_workers_that_build_and_boot_on_their_own(suite_results: di
     assert proc.returncode == 1  # exclusive_thp fails on 6.12
     workers = res["target"]["workers"]
     assert sorted(w["name"] for w in workers) == ["w1", "w2"]
-    assert all(w["release"] == "6.12.117" for w in workers)  # each booted the kernel it prepared
+    assert all(w["release"] == single["kernel"]["release"] for w in workers)  # each booted the kernel it prepared
 
 
 def readme_example() -> tuple[str, str]:

@@ -36,7 +36,7 @@ def test_exclusive_basic_passes_on_debian_612(tmp_path: Path) -> None:
     proc = run_hmmbench("run", "--kernel", "debian-6.12", "--case", "exclusive_basic", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     res = load_results(out)
-    assert res["kernel"]["release"].startswith("6.12.117")
+    assert res["kernel"]["release"].startswith("6.12.")  # Debian's current point release
     assert res["target_info"]["release"] == res["kernel"]["release"]
     assert verdicts(res) == {"exclusive_basic[npages=4]": "PASS", "exclusive_basic[npages=1024]": "PASS"}
     # 6.12 uses SWP_DEVICE_EXCLUSIVE_WRITE (29) for a writable device-exclusive entry.
@@ -62,7 +62,7 @@ def test_debian_72_gives_a_verdict_with_its_own_uapi(tmp_path: Path) -> None:
     proc = run_hmmbench("run", "--kernel", "debian-7.2", "--case", "exclusive_basic", "--out", str(out))
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     res = load_results(out)
-    assert res["kernel"]["release"].startswith("7.2.13")
+    assert res["kernel"]["release"].startswith("7.2.")
     assert "FLAGS" in res["target_info"]["ioctls"]  # 7.2's test_hmm uapi, chosen from the version
     # After the series there is one device-exclusive swap type: 30.
     assert swap_types(res, "exclusive_basic[npages=4]") == {30}

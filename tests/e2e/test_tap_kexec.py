@@ -103,15 +103,15 @@ def test_inventory_runs_the_suite_on_both_guests(tap_guests: list[dict], tmp_pat
 
 def test_kexec_switches_612_to_72(tap_guests: list[dict], tmp_path: Path) -> None:
     b = tap_guests[1]
-    assert b["release"].startswith("6.12.117")
+    assert b["release"].startswith("6.12.")
     proc = hmmbench_in_ns(b, "run", "--target", b["url"], "--identity", b["identity"], "--known-hosts",
                           b["known_hosts"], "--kexec", "debian-7.2", "--case", "exclusive_basic",
                           "--out", str(tmp_path / "kexec"))
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     res = json.loads((tmp_path / "kexec" / "results.json").read_text())
-    assert res["target"]["kexec"]["before"]["release"].startswith("6.12.117")
-    assert res["target_info"]["release"].startswith("7.2.13") and res["kernel"]["release"].startswith("7.2.13")
-    assert "7.2.13" in proc.stdout
+    assert res["target"]["kexec"]["before"]["release"].startswith("6.12.")
+    assert res["target_info"]["release"].startswith("7.2.") and res["kernel"]["release"].startswith("7.2.")
+    assert res["kernel"]["release"] in proc.stdout
 
     # Now the two guests run different kernels: an inventory of both is refused before any case runs.
     a = tap_guests[0]
