@@ -49,11 +49,19 @@ Rule (every check must hold, and every control read the other way, for PASS):
 
 from __future__ import annotations
 
-import re
-
 from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
-from hmmbench.cases.rules import decoded, errname, failed_with, ioctl_text, no_control, ok_ioctl, undecided
+from hmmbench.cases.rules import (
+    decoded,
+    errname,
+    failed_with,
+    ioctl_text,
+    no_control,
+    ok_ioctl,
+    thp_fallbacks,
+    thp_formed_or_why,
+    undecided,
+)
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.cases.views import calibrated, calibration_gap, compare
 from hmmbench.guest.uapi import SNAPSHOT_FLAGS as F
@@ -119,10 +127,6 @@ class Judge:
         return self.c.check(key, flags == want_list, f"dmirror{self.local}: {snap_text(flags)}",
                             snap_text(want_list))
 
-
-def _mode(enabled: str | None) -> str | None:
-    m = re.search(r"\[(\w+)\]", enabled or "")
-    return m.group(1) if m else None
 
 
 def judge_anon_read(j: Judge, sec: dict) -> None:
@@ -199,26 +203,11 @@ def judge_thp(j: Judge, sec: dict) -> bool:
     seen = (f"head kpageflags {sec.get('head_kpageflags')}, AnonHugePages {sec.get('anon_huge_kb')} kB, enabled "
             f"{sec.get('thp_enabled')!r}, MADV_HUGEPAGE {sec.get('madvise')}, counters {sec.get('thp_vmstat_before')}"
             f" -> {sec.get('thp_vmstat_after')}")
-    if sec["thp_formed"]:
-        c.check("anon_write_huge: the device's write fault formed a THP", True, seen)
-        return True
-    configured = facts.config.enabled("CONFIG_TRANSPARENT_HUGEPAGE")
-    if configured is False or _mode(sec.get("thp_enabled")) == "never":
-        c.note("anon_write_huge: no THP on this kernel",
-               f"{facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')}; {seen}")
-        return False
-    if configured is None:
-        undecided(c, "kernel configuration known (no THP formed)", seen)
-        return False
-    before, after = sec.get("thp_vmstat_before") or {}, sec.get("thp_vmstat_after") or {}
-    names = ("thp_fault_fallback", "thp_fault_fallback_charge")
-    if all(before.get(k) is not None and after.get(k) is not None for k in names) and \
-            sum(after[k] - before[k] for k in names):
-        c.note("anon_write_huge: the kernel could not allocate a huge page", seen)
-        return False
-    c.check("anon_write_huge: the device's write fault formed a THP", False, seen,
-            f"a THP ({facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')})")
-    return False
+    return thp_formed_or_why(c, facts, sec["thp_formed"], seen, sec.get("thp_enabled"),
+                             thp_fallbacks(sec.get("thp_vmstat_before"), sec.get("thp_vmstat_after")),
+                             "anon_write_huge: the device's write fault formed a THP", "a THP",
+                             "anon_write_huge: no THP on this kernel",
+                             "anon_write_huge: the kernel could not allocate a huge page")
 
 
 def judge_anon_write_huge(j: Judge, sec: dict) -> None:

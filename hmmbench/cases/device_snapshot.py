@@ -37,11 +37,9 @@ Rule (every check must hold, and every control read the other way, for PASS):
 
 from __future__ import annotations
 
-import re
-
 from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
-from hmmbench.cases.rules import errname, ioctl_text, no_control, ok_ioctl, undecided
+from hmmbench.cases.rules import errname, ioctl_text, no_control, ok_ioctl, thp_fallbacks, thp_formed_or_why, undecided
 from hmmbench.cases.verdict import Checks, Verdict
 from hmmbench.cases.views import Calibration, calibrated, calibration_gap, compare
 from hmmbench.guest.pagemap import KPF
@@ -79,41 +77,17 @@ def device_byte(memory: str, owner: int, device: int, perm: int) -> int:
     return (F["DEV_COHERENT_LOCAL"] if device == owner else F["DEV_COHERENT_REMOTE"]) | perm
 
 
-def _mode(enabled: str | None) -> str | None:
-    m = re.search(r"\[(\w+)\]", enabled or "")
-    return m.group(1) if m else None
-
-
-def _thp_fallbacks(obs: dict) -> int | None:
-    before, after = obs.get("thp_vmstat_before") or {}, obs.get("thp_vmstat_after") or {}
-    names = ("thp_fault_fallback", "thp_fault_fallback_charge")
-    if any(before.get(k) is None or after.get(k) is None for k in names):
-        return None
-    return sum(after[k] - before[k] for k in names)
-
 
 def judge_thp(c: Checks, obs: dict, facts: TargetFacts) -> bool:
     """Whether the THP rows are judged as a PMD mapping (True) or only noted (False)."""
     seen = (f"head kpageflags {obs.get('thp_head_kpageflags')}, AnonHugePages {obs.get('thp_anon_huge_kb')} kB, "
             f"enabled {obs.get('thp_enabled')!r}, MADV_HUGEPAGE {obs.get('thp_madvise')}, counters "
             f"{obs.get('thp_vmstat_before')} -> {obs.get('thp_vmstat_after')}")
-    if obs.get("thp_formed"):
-        c.check("a THP backs the MADV_HUGEPAGE region", True, seen)
-        return True
-    configured = facts.config.enabled("CONFIG_TRANSPARENT_HUGEPAGE")
-    if configured is False or _mode(obs.get("thp_enabled")) == "never":
-        c.note("THP rows not judged (no THP on this kernel)",
-               f"{facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')}; {seen}")
-        return False
-    if configured is None:
-        undecided(c, "kernel configuration known (no THP formed)", seen)
-        return False
-    if _thp_fallbacks(obs):
-        c.note("THP rows not judged (the kernel could not allocate a huge page)", seen)
-        return False
-    c.check("a THP backs the MADV_HUGEPAGE region", False, seen,
-            f"THP ({facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')})")
-    return False
+    return thp_formed_or_why(c, facts, bool(obs.get("thp_formed")), seen, obs.get("thp_enabled"),
+                             thp_fallbacks(obs.get("thp_vmstat_before"), obs.get("thp_vmstat_after")),
+                             "a THP backs the MADV_HUGEPAGE region", "THP",
+                             "THP rows not judged (no THP on this kernel)",
+                             "THP rows not judged (the kernel could not allocate a huge page)")
 
 
 def judge_hugetlb(c: Checks, obs: dict, facts: TargetFacts) -> bool:

@@ -17,8 +17,6 @@ one, is a FAIL; with neither observation the rule cannot tell and says so (ERROR
 
 from __future__ import annotations
 
-import re
-
 from hmmbench.cases import CaseSpec
 from hmmbench.cases.facts import TargetFacts
 from hmmbench.cases.rules import (
@@ -31,6 +29,8 @@ from hmmbench.cases.rules import (
     ok_ioctl,
     pfns,
     pfns_visible,
+    thp_fallbacks,
+    thp_mode,
     undecided,
 )
 from hmmbench.cases.verdict import Checks, Status, Verdict
@@ -58,25 +58,15 @@ def _folio_check(c: Checks, label: str, cmd: dict, after: list[int], before: lis
     return len(excl)
 
 
-def _mode(enabled: str | None) -> str | None:
-    """The selected THP mode from ``always [madvise] never``."""
-    m = re.search(r"\[(\w+)\]", enabled or "")
-    return m.group(1) if m else None
-
 
 def _fallbacks(obs: dict) -> int | None:
     """How many huge-page allocations failed while the region was first touched (None: counters missing)."""
-    before, after = obs.get("vmstat_before") or {}, obs.get("vmstat_after") or {}
-    names = ("thp_fault_fallback", "thp_fault_fallback_charge")
-    if any(before.get(k) is None or after.get(k) is None for k in names):
-        return None
-    return sum(after[k] - before[k] for k in names)
-
+    return thp_fallbacks(obs.get("vmstat_before"), obs.get("vmstat_after"))
 
 def judge_not_formed(obs: dict, facts: TargetFacts) -> Verdict:
     """No THP backs the region: decide from the kernel's configuration, the THP mode and the fault counters."""
     cfg = facts.config
-    mode = _mode(obs.get("thp_enabled"))
+    mode = thp_mode(obs.get("thp_enabled"))
     flags = ["THP" if f is not None and f >> KPF["THP"] & 1 else hex(f or 0) for f in obs.get("head_kpageflags") or []]
     seen = (f"heads {flags}, AnonHugePages {obs.get('anon_huge_kb_before')} kB, enabled {obs.get('thp_enabled')!r}, "
             f"defrag {obs.get('thp_defrag')!r}, fault counters {obs.get('vmstat_before')} -> "

@@ -4,6 +4,7 @@ results, the target's kernel configuration, and the negative controls several ca
 from __future__ import annotations
 
 import errno
+import re
 from collections import Counter
 
 from hmmbench.cases.facts import KernelConfig  # noqa: F401 - the rules take it from here
@@ -158,3 +159,43 @@ def write_fault_signal(c: Checks, key: str, faults: int, noise: int, readonly_fa
             want)
     c.control("a write to read-only PTEs faults on at least half the pages", 2 * (readonly_faults - noise) >= npages,
               f"{readonly_faults} faults for {npages} writes to zero-page PTEs (noise {noise})")
+
+
+# ------------------------------------------------------------------------------------------------ THP
+
+
+def thp_mode(enabled: str | None) -> str | None:
+    """The selected THP mode from ``always [madvise] never``."""
+    m = re.search(r"\[(\w+)\]", enabled or "")
+    return m.group(1) if m else None
+
+
+def thp_fallbacks(before: dict | None, after: dict | None) -> int | None:
+    """How many huge-page allocations failed between two vmstat readings (None: counters missing)."""
+    before, after = before or {}, after or {}
+    names = ("thp_fault_fallback", "thp_fault_fallback_charge")
+    if any(before.get(k) is None or after.get(k) is None for k in names):
+        return None
+    return sum(after[k] - before[k] for k in names)
+
+
+def thp_formed_or_why(c: Checks, facts, formed: bool, seen: str, enabled: str | None, fallbacks: int | None,
+                      key: str, wanted: str, no_thp: str, no_huge_page: str) -> bool:
+    """Whether a THP formed where the case asked for one (True), else why not, judged from the kernel's
+    configuration: no THP configured or mode never (note ``no_thp``), configuration unknown (undecided),
+    the kernel could not allocate a huge page (note ``no_huge_page``), otherwise ``key`` fails."""
+    if formed:
+        c.check(key, True, seen)
+        return True
+    configured = facts.config.enabled("CONFIG_TRANSPARENT_HUGEPAGE")
+    if configured is False or thp_mode(enabled) == "never":
+        c.note(no_thp, f"{facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')}; {seen}")
+        return False
+    if configured is None:
+        undecided(c, "kernel configuration known (no THP formed)", seen)
+        return False
+    if fallbacks:
+        c.note(no_huge_page, seen)
+        return False
+    c.check(key, False, seen, f"{wanted} ({facts.config.describe('CONFIG_TRANSPARENT_HUGEPAGE')})")
+    return False
