@@ -7,6 +7,7 @@ so successive commits of one tree (a series walk, a bisection) rebuild increment
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -73,6 +74,14 @@ def build_dir_for(tree_path: Path, config_request_hash: str) -> Path:
     return root / "kbuild" / cache.stable_hash(str(tree_path), config_request_hash)
 
 
+def shipped_object_counts() -> dict[str, int]:
+    """Make steps of a full build per config request hash, as measured and shipped in the package."""
+    try:
+        return {k: int(v) for k, v in json.loads(data.KBUILD_OBJECTS.read_text()).get("counts", {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def default_fragments() -> list[Path]:
     return sorted(DEFAULT_FRAGMENT_DIR.glob("*.config"))
 
@@ -87,6 +96,11 @@ def toolchain_version() -> str:
             raise HarnessError(f"{tool} not found", "install build-essential (ci/setup does)") from exc
         parts.append(out.splitlines()[0] if out else tool)
     return " | ".join(parts)
+
+
+def config_request_hash(fragments: list[kconfig.Fragment], base: str = "tinyconfig") -> str:
+    """What a configuration asks for (base, fragment names and texts, arch), whatever the tree."""
+    return cache.stable_hash(_base_identity(base), [(f.path.name, f.text) for f in fragments], ARCH)
 
 
 def _base_identity(base: str) -> str:
@@ -109,8 +123,7 @@ class KernelBuilder:
         self.jobs = jobs or (os.cpu_count() or 1) + 1
         self.toolchain = toolchain_version()
         self.warnings: list[str] = []
-        request = [(f.path.name, f.text) for f in self.fragments]
-        self.config_request_hash = cache.stable_hash(_base_identity(base), request, ARCH)
+        self.config_request_hash = config_request_hash(self.fragments, base)
         self.key = cache.stable_hash(tree.identity, self.config_request_hash, self.toolchain, RECIPE_VERSION)
         root = cache.cache_root()
         self.artifact_dir = root / "kernels" / self.key
@@ -240,9 +253,13 @@ class KernelBuilder:
 
     def _expected_objects(self) -> int | None:
         """How many objects a full build of this configuration made last time (any tree), for the
-        progress line's total and time left. An incremental build ends early: fine, it is faster."""
+        progress line's total and time left; on a machine that has not built it yet, the count shipped
+        with hmmbench for the default configuration (data.KBUILD_OBJECTS). An incremental build ends
+        early: fine, it is faster."""
         known = cache.read_json(self._counts_file()) or {}
-        return known.get(self.config_request_hash)
+        if self.config_request_hash in known:
+            return known[self.config_request_hash]
+        return shipped_object_counts().get(self.config_request_hash)
 
     def _remember_objects(self) -> None:
         """Remember a full build's object count (a build that compiled at least as many as remembered)."""
