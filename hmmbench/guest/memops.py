@@ -8,7 +8,10 @@ could add minor faults of its own.
 from __future__ import annotations
 
 import os
+import time
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from . import pagemap, uapi
 
@@ -153,3 +156,36 @@ def unmapped_page_cache_page(ctx) -> dict:
         os.close(fd)
         os.unlink(path)
     return {"pfn": pfn, "mapped": mapped, "unmapped": after}
+
+
+KSM = "/sys/kernel/mm/ksm"
+
+
+@contextmanager
+def ksm_at_full_speed() -> Iterator[None]:
+    """KSM scanning as fast as it can for the block (pages_to_scan 10000, no sleep); afterwards it unmerges
+    everything (run=2: nothing the case merged outlives it) and gets back the settings it had."""
+    saved = {k: read_file(f"{KSM}/{k}") for k in ("run", "pages_to_scan", "sleep_millisecs")}
+    try:
+        write_file(f"{KSM}/pages_to_scan", "10000")
+        write_file(f"{KSM}/sleep_millisecs", "0")
+        yield
+    finally:
+        write_file(f"{KSM}/run", "2")
+        for k, v in saved.items():
+            if v is not None and k != "run":
+                write_file(f"{KSM}/{k}", v)
+        write_file(f"{KSM}/run", saved.get("run") or "0")
+
+
+def ksm_scan(scans: int, timeout: float) -> dict:
+    """Start KSM and wait for ``scans`` full scans (or ``timeout`` seconds): what the write to ``run``
+    returned, how many full scans there were and KSM's pages_sharing. KSM keeps running: the caller
+    records what it merged, then stops it (``run`` 0) where its own sequence needs."""
+    start = int(read_file(f"{KSM}/full_scans") or 0)
+    run = write_file(f"{KSM}/run", "1")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and int(read_file(f"{KSM}/full_scans") or 0) < start + scans:
+        time.sleep(0.2)
+    return {"ksm_run": run, "full_scans": int(read_file(f"{KSM}/full_scans") or 0) - start,
+            "pages_sharing": read_file(f"{KSM}/pages_sharing")}

@@ -30,10 +30,9 @@ import subprocess
 import time
 
 from .. import devmem, uapi
-from ..memops import pattern, read_file, touch_read, write_file
+from ..memops import KSM, ksm_at_full_speed, ksm_scan, pattern, read_file, touch_read, write_file
 
 NPAGES = 8
-KSM = "/sys/kernel/mm/ksm"
 SCANS = 3
 KSM_TIMEOUT = 90.0
 CHILD_TIMEOUT = 60.0
@@ -220,17 +219,8 @@ def _ksm(ctx, dev, devices, obs: dict) -> None:
     out["exclusive"] = dev.command("EXCLUSIVE", addr, 1, mirror)
     out["migrate"] = dev.command("MIGRATE_TO_DEV", addr + ps, 1, mirror)
     out["views"].append(devmem.views(ctx, "ksm: before KSM", buf, n, devices, exclusive=True))
-    saved = {k: read_file(f"{KSM}/{k}") for k in ("run", "pages_to_scan", "sleep_millisecs")}
-    try:
-        write_file(f"{KSM}/pages_to_scan", "10000")
-        write_file(f"{KSM}/sleep_millisecs", "0")
-        start_scans = int(read_file(f"{KSM}/full_scans") or 0)
-        out["ksm_run"] = write_file(f"{KSM}/run", "1")
-        deadline = time.monotonic() + KSM_TIMEOUT
-        while time.monotonic() < deadline and int(read_file(f"{KSM}/full_scans") or 0) < start_scans + SCANS:
-            time.sleep(0.2)
-        out["full_scans"] = int(read_file(f"{KSM}/full_scans") or 0) - start_scans
-        out["pages_sharing"] = read_file(f"{KSM}/pages_sharing")
+    with ksm_at_full_speed():
+        out.update(ksm_scan(SCANS, KSM_TIMEOUT))
         write_file(f"{KSM}/run", "0")
         out["views"].append(devmem.views(ctx, "ksm: after KSM", buf, n, devices, exclusive=True))
         src = ctx.ffi.new("char[]", new)
@@ -242,12 +232,6 @@ def _ksm(ctx, dev, devices, obs: dict) -> None:
                        "others_intact": all(s == c for s, c in zip(seen[1:], contents[1:], strict=True))}
         out["views"].append(devmem.views(ctx, "ksm: after a CPU read of every page", buf, n, devices,
                                          exclusive=True))
-    finally:
-        write_file(f"{KSM}/run", "2")  # unmerge everything this case merged
-        for k, v in saved.items():
-            if v is not None and k != "run":
-                write_file(f"{KSM}/{k}", v)
-        write_file(f"{KSM}/run", saved.get("run") or "0")
     obs["ksm"] = out
 
 

@@ -8,13 +8,11 @@ exclusive entry on its own frame, did C and D merge? Then a device WRITE to A, a
 from __future__ import annotations
 
 import os
-import time
 
 from .. import pagemap, uapi
-from ..memops import pattern, read_file, write_file
+from ..memops import KSM, ksm_at_full_speed, ksm_scan, pattern, write_file
 from ..skip import Skip
 
-KSM = "/sys/kernel/mm/ksm"
 SCANS = 3
 TIMEOUT = 90.0
 
@@ -33,17 +31,8 @@ def observe(ctx, params: dict) -> dict:
     obs["madvise_mergeable"] = ctx.libc.call("madvise", buf, 4 * ps, uapi.MADV_MERGEABLE)
     mirror = ctx.ffi.new("char[]", ps)
     obs["exclusive"] = dev.command("EXCLUSIVE", ctx.libc.addr(buf), 1, mirror)
-    saved = {k: read_file(f"{KSM}/{k}") for k in ("run", "pages_to_scan", "sleep_millisecs")}
-    try:
-        write_file(f"{KSM}/pages_to_scan", "10000")
-        write_file(f"{KSM}/sleep_millisecs", "0")
-        start_scans = int(read_file(f"{KSM}/full_scans") or 0)
-        obs["ksm_run"] = write_file(f"{KSM}/run", "1")
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline and int(read_file(f"{KSM}/full_scans") or 0) < start_scans + SCANS:
-            time.sleep(0.2)
-        obs["full_scans"] = int(read_file(f"{KSM}/full_scans") or 0) - start_scans
-        obs["pages_sharing"] = read_file(f"{KSM}/pages_sharing")
+    with ksm_at_full_speed():
+        obs.update(ksm_scan(SCANS, TIMEOUT))
         obs["after_ksm"] = ctx.page_state(buf, 4)
         write_file(f"{KSM}/run", "0")
         src = ctx.ffi.new("char[]", new)
@@ -52,11 +41,5 @@ def observe(ctx, params: dict) -> dict:
         obs["b_is_same"] = ctx.ffi.buffer(buf + ps, ps)[:] == same
         obs["c_d_intact"] = ctx.ffi.buffer(buf + 2 * ps, 2 * ps)[:] == other + other
         obs["after_cpu"] = ctx.page_state(buf, 4)
-    finally:
-        write_file(f"{KSM}/run", "2")  # unmerge everything this case merged
-        for k, v in saved.items():
-            if v is not None and k != "run":
-                write_file(f"{KSM}/{k}", v)
-        write_file(f"{KSM}/run", saved.get("run") or "0")
     obs["ksm_flag"] = pagemap.KPF["KSM"]
     return obs
