@@ -13,10 +13,14 @@ from pathlib import Path
 
 from hmmbench import cache
 from hmmbench.kernel import sources
+from hmmbench.kernel.build import BUILD_DIR_PREFIX
 from hmmbench.kernel.git import git_bytes
 
 FIXED_DATE = "2026-01-01T00:00:00+0000"
 BASE_BRANCH = "debian-base"
+# Part of the repository's name: bumped when the import changes what the base commit holds (2: without
+# the tree's .hmmbench-build-* directories, which version 1 committed).
+IMPORT_VERSION = 2
 
 # An edit (for commit_change) that breaks exclusive_basic on purpose: CHECK_EXCLUSIVE then reports "no
 # atomic entries" even while the device holds the pages. Tests and the bench bisect towards it.
@@ -49,7 +53,7 @@ def git(repo: Path, *args: str, index: Path | None = None, input: bytes | None =
 def ensure_repo(kernel: str = "debian-6.12") -> Path:
     """The bare repository holding the fetched Debian tree ``kernel`` as branch ``debian-base`` (made once)."""
     tree = sources.fetch_debian(kernel)
-    repo = cache.cache_root() / "testrepos" / f"{cache.stable_hash(tree.identity)}.git"
+    repo = cache.cache_root() / "testrepos" / f"{cache.stable_hash(tree.identity, IMPORT_VERSION)}.git"
     with cache.locked(repo.with_suffix(".lock")):
         if (repo / "refs" / "heads" / BASE_BRANCH).exists():
             return repo
@@ -57,11 +61,17 @@ def ensure_repo(kernel: str = "debian-6.12") -> Path:
         git_bytes(repo, "init", "-q", "--bare", bare=True)
         index = repo / "import-index"
         work = ["--work-tree", str(tree.path)]
-        # --force: Debian's linux-source .gitignore ends with "/*" (everything is ignored).
-        git_bytes(repo, *work, "add", "-A", "--force", bare=True, env=_env(index), cwd=tree.path)
+        # --force: Debian's linux-source .gitignore ends with "/*" (everything is ignored). The tree's
+        # own build directories (and their locks) are not source: committed, every checkout in the
+        # worktree put the Debian build's objects back over the worktree's, with new times.
+        git_bytes(repo, *work, "add", "-A", "--force", "--", ".", f":(exclude){BUILD_DIR_PREFIX}*",
+                  bare=True, env=_env(index), cwd=tree.path)
         tree_sha = git(repo, "write-tree", index=index)
-        if "Makefile" not in git(repo, "ls-tree", "--name-only", tree_sha):
+        top = git(repo, "ls-tree", "--name-only", tree_sha).splitlines()
+        if "Makefile" not in top:
             raise RuntimeError(f"importing {tree.path} into {repo} produced an empty tree")
+        if any(name.startswith(BUILD_DIR_PREFIX) for name in top):
+            raise RuntimeError(f"importing {tree.path} into {repo} took a build directory in")
         commit = git(repo, "commit-tree", tree_sha, "-m", f"Debian {tree.label}")
         git(repo, "update-ref", f"refs/heads/{BASE_BRANCH}", commit)
         index.unlink()
