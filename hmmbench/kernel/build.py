@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hmmbench import cache, data, progress
 from hmmbench.errors import ConfigDropped, HarnessError
-from hmmbench.kernel import kconfig, uapi_header
+from hmmbench.kernel import config_inputs, kconfig, uapi_header
 from hmmbench.kernel.sources import KernelTree
 
 DEFAULT_FRAGMENT_DIR = data.KERNEL_CONFIG
@@ -161,9 +161,20 @@ class KernelBuilder:
             return self._publish(time.monotonic() - start)
 
     def configure(self) -> Path:
-        """Base config + fragments + olddefconfig, then verify; raises ConfigDropped before compiling."""
+        """Base config + fragments + olddefconfig, then verify; raises ConfigDropped before compiling.
+
+        A build directory configured from the same inputs (config_inputs: the tree's Kconfig files,
+        the request, the tools) keeps its ``.config``: the next commit of a series or a bisection
+        saves the 12 s of configuring and kbuild's ``syncconfig`` after it."""
+        config = self.work_dir / ".config"
+        make_cmd = [a for a in self._make_cmd([]) if not a.startswith("-j")]  # -j changes no option
+        inputs = config_inputs.fingerprint(self.tree.path, self.config_request_hash, make_cmd)
+        if config_inputs.still_valid(self.work_dir, inputs) and not kconfig.verify(config.read_text(),
+                                                                                   self.fragments):
+            progress.say(f"configuration of {self.tree.label}: unchanged inputs, kept ({config})")
+            return config
+        config_inputs.forget(self.work_dir)
         with progress.step(f"configuring {self.tree.label} ({self.base} + {len(self.fragments)} fragments)"):
-            config = self.work_dir / ".config"
             if self.base in ("tinyconfig", "defconfig", "allnoconfig"):
                 self._make([self.base], quiet=True)
             else:
@@ -175,6 +186,7 @@ class KernelBuilder:
             mismatches = kconfig.verify(final, self.fragments)
             if mismatches:
                 raise self._dropped(mismatches, final)
+            config_inputs.record(self.work_dir, inputs)
         return config
 
     # -------------------------------------------------------------- internals
