@@ -20,33 +20,31 @@ import os
 import shutil
 from pathlib import Path
 
+from hmmbench import cache
+
 STAMP_NAME = ".hmmbench-config-inputs"
 # Directories whose every file is an input (relative to the tree); Kconfig* files anywhere are too.
 INPUT_DIRS = ("kernel/configs", "arch/x86/configs", "scripts/kconfig")
 PROBED_TOOLS = ("gcc", "ld", "as", "ccache", "rustc", "bindgen", "pahole", "clang", "ld.lld")
 
 
+def _is_input(rel_dir: str, name: str) -> bool:
+    """Whether file ``name`` in directory ``rel_dir`` (relative to the tree) is read by configuring."""
+    if name.startswith("Kconfig"):
+        return True
+    if any(rel_dir == d or rel_dir.startswith(d + "/") for d in INPUT_DIRS):
+        return not name.endswith((".o", ".cmd"))
+    return (rel_dir == "scripts" and name.endswith(".sh")) or (rel_dir == "." and name == "Makefile")
+
+
 def _tree_files(srctree: Path) -> list[str]:
     """Input files of the tree, relative and sorted: hidden directories (.git, hmmbench's build
     directories) are not the tree's."""
-    found: set[str] = set()
+    found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(srctree):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = os.path.relpath(dirpath, srctree)
-        for name in filenames:
-            if name.startswith("Kconfig"):
-                found.add(os.path.normpath(os.path.join(rel, name)))
-    for sub in INPUT_DIRS:
-        for dirpath, dirnames, filenames in os.walk(srctree / sub):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = os.path.relpath(dirpath, srctree)
-            found.update(os.path.normpath(os.path.join(rel, n)) for n in filenames
-                         if not n.endswith((".o", ".cmd")))
-    scripts = srctree / "scripts"
-    if scripts.is_dir():
-        found.update(f"scripts/{p.name}" for p in scripts.iterdir() if p.name.endswith(".sh") and p.is_file())
-    if (srctree / "Makefile").is_file():
-        found.add("Makefile")
+        found.extend(os.path.normpath(os.path.join(rel, n)) for n in filenames if _is_input(rel, n))
     return sorted(found)
 
 
@@ -77,17 +75,13 @@ def fingerprint(srctree: Path, request: str, make_cmd: list[str]) -> str:
     return h.hexdigest()
 
 
-def _config_sha(config: Path) -> str:
-    return hashlib.sha256(config.read_bytes()).hexdigest()
-
-
 def still_valid(work_dir: Path, wanted: str) -> bool:
     """True when ``work_dir/.config`` is the one configure wrote from inputs ``wanted`` (and nobody
     edited it since)."""
     config = work_dir / ".config"
     try:
         recorded_inputs, recorded_config = (work_dir / STAMP_NAME).read_text().split()
-        return recorded_inputs == wanted and _config_sha(config) == recorded_config
+        return recorded_inputs == wanted and cache.file_sha256(config) == recorded_config
     except (OSError, ValueError):
         return False
 
@@ -102,5 +96,5 @@ def record(work_dir: Path, inputs: str) -> None:
     """After a configure whose result was verified."""
     stamp = work_dir / STAMP_NAME
     tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(f"{inputs} {_config_sha(work_dir / '.config')}\n")
+    tmp.write_text(f"{inputs} {cache.file_sha256(work_dir / '.config')}\n")
     os.replace(tmp, stamp)
